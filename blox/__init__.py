@@ -1,0 +1,30 @@
+"""blox: a JAX neural-network library that keeps structure (Graph) and state (Params) apart."""
+
+from ._checkpoint import load as load
+from ._checkpoint import save as save
+from ._dropout import Dropout as Dropout
+from ._errors import BloxError as BloxError
+from ._errors import CheckpointError as CheckpointError
+from ._errors import GraphError as GraphError
+from ._errors import LockedParamsError as LockedParamsError
+from ._errors import ParamError as ParamError
+from ._errors import RngError as RngError
+from ._errors import ShapeError as ShapeError
+from ._graph import Graph as Graph
+from ._linear import Embed as Embed
+from ._linear import Linear as Linear
+from ._module import Module as Module
+from ._norm import BatchNorm as BatchNorm
+from ._norm import LayerNorm as LayerNorm
+from ._norm import RMSNorm as RMSNorm
+from ._params import Param as Param
+from ._params import Params as Params
+from ._paths import parse_path as parse_path
+from ._paths import path_str as path_str
+from ._rng import Rng as Rng
+from ._rng import seed_all as seed_all
+from ._sequential import Sequential as Sequential
+from ._sharding import param_shardings as param_shardings
+from ._sharding import param_specs as param_specs
+
+__version__ = "0.1.0"

@@ -1,0 +1,130 @@
+"""Dense layers: Linear and Embed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._errors import ShapeError
+from ._graph import Graph
+from ._module import Module, lead
+from ._params import Params
+from ._paths import path_str
+
+default_kernel_init = jax.nn.initializers.lecun_normal()
+
+
+class Linear(Module):
+    """``y = x @ kernel + bias`` over the last axis, for any number of leading axes.
+
+    Example:
+        >>> import jax.numpy as jnp, blox as bx
+        >>> g = bx.Graph('net'); rng = bx.Rng(g / 'rng')
+        >>> lin = bx.Linear(g / 'out', 4, rng)
+        >>> y, params = lin(rng.seed(bx.Params(), 0), jnp.ones((2, 3)))
+        >>> y.shape, params['net/out/kernel'].value.shape
+        ((2, 4), (3, 4))
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        output_size: int,
+        rng: Module | None = None,
+        use_bias: bool = True,
+        kernel_init: Callable = default_kernel_init,
+        bias_init: Callable = jax.nn.initializers.zeros,
+        kernel_metadata: Mapping | None = None,
+        bias_metadata: Mapping | None = None,
+        param_dtype: Any = jnp.float32,
+        precision: Any = None,
+    ):
+        super().__init__(graph)
+        self.output_size = int(output_size)
+        self.rng = rng
+        self.use_bias = use_bias
+        self.kernel_init = kernel_init
+        self.bias_init = bias_init
+        self.kernel_metadata = kernel_metadata
+        self.bias_metadata = bias_metadata
+        self.param_dtype = param_dtype
+        self.precision = precision
+
+    def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
+        if jnp.ndim(x) < 1:
+            raise ShapeError(
+                f"{path_str(self.path)} (Linear): expected an input with at least one axis (features "
+                f"last), got a scalar of shape {jnp.shape(x)}. Add a feature axis: x[..., None]."
+            )
+        kernel, params = self.get_param(
+            params, "kernel", (x.shape[-1], self.output_size), self.kernel_init,
+            self.param_dtype, metadata=self.kernel_metadata, rng=self.rng,
+        )
+        y = jnp.matmul(x, kernel, precision=self.precision)
+        if self.use_bias:
+            bias, params = self.get_param(
+                params, "bias", (self.output_size,), self.bias_init, self.param_dtype,
+                metadata=self.bias_metadata, rng=self.rng,
+            )
+            y = y + lead(bias, y.ndim)
+        return y, params
+
+
+class Embed(Module):
+    """A lookup table; ``attend`` multiplies by its transpose (weight tying).
+
+    Example:
+        >>> import jax.numpy as jnp, blox as bx
+        >>> g = bx.Graph('net'); rng = bx.Rng(g / 'rng')
+        >>> emb = bx.Embed(g / 'tok', 10, 4, rng)
+        >>> h, params = emb(rng.seed(bx.Params(), 0), jnp.array([1, 2]))
+        >>> logits, params = emb.attend(params, h)
+        >>> h.shape, logits.shape
+        ((2, 4), (2, 10))
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        num_embeddings: int,
+        embedding_size: int,
+        rng: Module | None = None,
+        embedding_init: Callable = jax.nn.initializers.normal(stddev=0.02),
+        metadata: Mapping | None = None,
+        param_dtype: Any = jnp.float32,
+    ):
+        super().__init__(graph)
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_size = int(embedding_size)
+        self.rng = rng
+        self.embedding_init = embedding_init
+        self.metadata = metadata
+        self.param_dtype = param_dtype
+
+    def _table(self, params: Params) -> tuple[jax.Array, Params]:
+        return self.get_param(
+            params, "embedding", (self.num_embeddings, self.embedding_size), self.embedding_init,
+            self.param_dtype, metadata=self.metadata, rng=self.rng,
+        )
+
+    def __call__(self, params: Params, ids: jax.Array) -> tuple[jax.Array, Params]:
+        if not jnp.issubdtype(jnp.asarray(ids).dtype, jnp.integer):
+            raise ShapeError(
+                f"{path_str(self.path)} (Embed): expected integer ids, got dtype {jnp.asarray(ids).dtype}. "
+                "Cast token ids with ids.astype(jnp.int32)."
+            )
+        table, params = self._table(params)
+        return jnp.take(table, ids, axis=0), params
+
+    def attend(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
+        """Scores ``x`` against every embedding: ``x @ table.T`` (tied output head)."""
+        table, params = self._table(params)
+        if x.shape[-1] != self.embedding_size:
+            raise ShapeError(
+                f"{path_str(self.path)} (Embed.attend): expected last axis {self.embedding_size}, "
+                f"got input shape {tuple(x.shape)}."
+            )
+        return jnp.matmul(x, table.T), params

@@ -1,0 +1,282 @@
+"""Module: a pure function bound to one Graph node, with lazily created params."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._errors import LockedParamsError, ParamError
+from ._graph import Graph
+from ._params import Param, Params
+from ._paths import Path, path_str
+
+MSG_LOCKED = (
+    "{where} ({type}): param {name!r} does not exist and Params are locked, so it cannot be "
+    "created. Locked Params hold a finished model: call params.unlocked() to initialise new "
+    "params, or check that the model's graph names match the ones the params were built with."
+)
+MSG_MISSING = (
+    "{where} ({type}): param {name!r} does not exist, and get_param was called without "
+    "shape= and init=, so it cannot be created. Pass shape and init, or load Params that hold it."
+)
+MSG_SHAPE = (
+    "{where} ({type}): {name} exists with shape {got} but this call needs {want}; inputs "
+    "changed width? Rebuild params or rename the layer."
+)
+MSG_DTYPE = (
+    "{where} ({type}): {name} exists with dtype {got} but this call needs {want}. Cast the "
+    "stored params (jax.tree.map) or pass the matching dtype to the layer."
+)
+
+
+def _call_module(module: Module, method: Callable, params: Params, args: tuple, kwargs: dict):
+    """Runs one module method inside the named scope of its graph path.
+
+    Every scoped call goes through here, so tools (blox_inspect) can observe
+    module calls by temporarily replacing this function; they restore it in
+    ``finally``. blox itself keeps no global state.
+    """
+    if module._active:
+        # A subclass calling super().__call__ stays one call of one module.
+        return method(module, params, *args, **kwargs)
+    module._active = True
+    try:
+        with jax.named_scope(module.scope_name):
+            return method(module, params, *args, **kwargs)
+    finally:
+        module._active = False
+
+
+def _scoped(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self, params, *args, **kwargs):
+        return _dispatch(self, method, params, args, kwargs)
+
+    wrapper.__blox_scoped__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _dispatch(module, method, params, args, kwargs):
+    # Looked up at call time so that tools can swap _call_module (see its docstring).
+    from . import _module
+
+    return _module._call_module(module, method, params, args, kwargs)
+
+
+def _takes_params(fn: Callable) -> bool:
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+    return len(names) >= 2 and names[1] == "params"
+
+
+def _record_init(init: Callable) -> Callable:
+    sig = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        if "_config" not in self.__dict__:
+            try:
+                bound = sig.bind(self, *args, **kwargs)
+                config = dict(bound.arguments)
+                config.pop(next(iter(sig.parameters)), None)  # self
+                config.pop("graph", None)
+                for pname, param in sig.parameters.items():
+                    if param.kind is inspect.Parameter.VAR_KEYWORD and pname in config:
+                        config.update(config.pop(pname))
+            except TypeError:
+                config = {}
+            self.__dict__["_config"] = config
+        init(self, *args, **kwargs)
+
+    return wrapper
+
+
+class Module:
+    """Base class of every blox module.
+
+    A module is bound to one :class:`Graph` node and is a pure function of
+    ``(params, inputs)`` returning ``(outputs, params)``. Its parameters live
+    in :class:`Params` under ``graph.path + (name,)`` and are created lazily on
+    the first call, with shapes inferred from the inputs.
+
+    Every public method whose first argument is ``params`` (``__call__``
+    included) runs inside ``jax.named_scope`` of the module's path, so
+    jaxprs, HLO metadata and profiler traces name the module.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, blox as bx
+        >>> class Scale(bx.Module):
+        ...     def __call__(self, params, x):
+        ...         s, params = self.get_param(params, 's', (), jax.nn.initializers.ones)
+        ...         return x * s, params
+        >>> g = bx.Graph('net')
+        >>> m = Scale(g.child('scale'))
+        >>> y, params = m(bx.Params(), jnp.arange(3.0))
+        >>> list(params), m.config
+        ([('net', 'scale', 's')], {})
+    """
+
+    _active: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _record_init(cls.__dict__["__init__"])
+        for name, attr in list(cls.__dict__.items()):
+            if not callable(attr) or getattr(attr, "__blox_scoped__", False):
+                continue
+            if isinstance(attr, (staticmethod, classmethod, type)):
+                continue
+            if (name == "__call__" or not name.startswith("_")) and _takes_params(attr):
+                setattr(cls, name, _scoped(attr))
+
+    def __init__(self, graph: Graph):
+        if not isinstance(graph, Graph):
+            raise TypeError(
+                f"{type(self).__name__}: the first argument must be a blox Graph node "
+                f"(e.g. graph.child('name')), got {type(graph).__name__}"
+            )
+        graph._bind(self)
+        self.__dict__["_config"] = self.__dict__.get("_config", {})
+        self.graph = graph
+
+    # --- identity -----------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.graph.path
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def scope_name(self) -> str:
+        """The ``jax.named_scope`` string of this module: its escaped, ``/``-joined path."""
+        return self.graph.path_str
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments given explicitly (``graph`` excluded)."""
+        return dict(self.__dict__.get("_config", {}))
+
+    def param_path(self, name: str) -> Path:
+        return self.graph.path + (name,)
+
+    # --- params -------------------------------------------------------------
+    def _where(self) -> dict[str, str]:
+        return {"where": path_str(self.path), "type": type(self).__name__}
+
+    def get_param(
+        self,
+        params: Params,
+        name: str,
+        shape: tuple[int, ...] | None = None,
+        init: Callable | None = None,
+        dtype: Any = jnp.float32,
+        trainable: bool = True,
+        metadata: Mapping | None = None,
+        rng: Any = None,
+    ) -> tuple[Any, Params]:
+        """Returns ``(value, params)``, creating the param on first use.
+
+        ``init(key, shape, dtype)`` follows ``jax.nn.initializers``; the key is
+        drawn from ``rng`` (an :class:`Rng` module) when given, else it is None.
+        An existing param must match ``shape`` and ``dtype`` when they are given.
+        """
+        if not isinstance(params, Params):
+            raise TypeError(
+                f"{path_str(self.path)} ({type(self).__name__}): expected blox Params as the first "
+                f"argument, got {type(params).__name__}. Call modules as module(params, *inputs)."
+            )
+        path = self.param_path(name)
+        found = params.get(path)
+        if found is not None:
+            value = found.value
+            if shape is not None and tuple(value.shape) != tuple(shape):
+                raise ParamError(
+                    MSG_SHAPE.format(**self._where(), name=name, got=tuple(value.shape), want=tuple(shape))
+                )
+            if dtype is not None and jnp.dtype(value.dtype) != _dtype(dtype):
+                raise ParamError(MSG_DTYPE.format(**self._where(), name=name, got=value.dtype, want=_dtype(dtype)))
+            return value, params
+        if params.is_locked:
+            raise LockedParamsError(MSG_LOCKED.format(**self._where(), name=name))
+        if shape is None or init is None:
+            raise ParamError(MSG_MISSING.format(**self._where(), name=name))
+        key = None
+        if rng is not None:
+            key, params = rng(params)
+        value = init(key, tuple(shape), dtype)
+        if tuple(value.shape) != tuple(shape):
+            raise ParamError(
+                f"{path_str(self.path)} ({type(self).__name__}): init for {name!r} returned shape "
+                f"{tuple(value.shape)}, expected {tuple(shape)}. Check the initializer."
+            )
+        return value, params.set(path, Param(value, trainable, metadata))
+
+    def set_param(
+        self,
+        params: Params,
+        name: str,
+        value: Any,
+        trainable: bool | None = None,
+        metadata: Mapping | None = None,
+    ) -> Params:
+        """Returns Params with ``name`` set to ``value`` (state updates, e.g. running stats).
+
+        An existing param keeps its flags unless new ones are given, and its
+        shape and dtype must not change. A new param needs unlocked Params.
+        """
+        path = self.param_path(name)
+        found = params.get(path)
+        if found is None:
+            if params.is_locked:
+                raise LockedParamsError(MSG_LOCKED.format(**self._where(), name=name))
+            return params.set(path, Param(value, True if trainable is None else trainable, metadata))
+        old = found.value
+        if tuple(jnp.shape(value)) != tuple(old.shape):
+            raise ParamError(MSG_SHAPE.format(**self._where(), name=name, got=tuple(old.shape), want=tuple(jnp.shape(value))))
+        if jnp.dtype(value.dtype) != jnp.dtype(old.dtype):
+            raise ParamError(MSG_DTYPE.format(**self._where(), name=name, got=old.dtype, want=value.dtype))
+        return params.set(
+            path,
+            Param(
+                value,
+                found.trainable if trainable is None else trainable,
+                found.metadata if metadata is None else metadata,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={_short(v)}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args}) at {path_str(self.path)!r}"
+
+
+def lead(v: Any, ndim: int) -> Any:
+    """Adds leading unit axes so ``v`` broadcasts explicitly against an ``ndim``-rank array.
+
+    blox is rank-promotion clean: it runs under ``jax_numpy_rank_promotion='raise'``.
+    """
+    return jnp.reshape(v, (1,) * (ndim - jnp.ndim(v)) + tuple(jnp.shape(v)))
+
+
+def _dtype(d):
+    try:
+        return jnp.dtype(d)
+    except TypeError:
+        return d
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, Module):
+        return f"<{type(v).__name__} {path_str(v.path)}>"
+    if callable(v):
+        return getattr(v, "__name__", type(v).__name__)
+    return repr(v)

@@ -1,0 +1,6 @@
+"""blox_inspect: inspect blox models abstractly (shapes, params, FLOPs, costs, diagrams, checks)."""
+
+from ._errors import InspectError as InspectError
+from ._loading import LoadedModel as LoadedModel
+from ._loading import load_model as load_model
+from ._report import Report as Report

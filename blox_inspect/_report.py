@@ -1,0 +1,195 @@
+"""The Report: a plain, serialisable description of an inspected model.
+
+Analysis produces a Report; renderers only consume one. Every number is an
+exact int in JSON. ``from_json(to_json(r)) == r`` holds for every report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class TensorSpec:
+    """Shape and dtype of one array."""
+
+    shape: list[int]
+    dtype: str
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+
+
+@dataclass
+class CallInfo:
+    """One call of a module during the traced forward pass."""
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    method: str = "__call__"
+    caller: str | None = None  # path of the module that made the call (None: top level)
+
+
+@dataclass
+class ParamInfo:
+    path: str
+    module: str  # path of the owning module (the param path without its last name)
+    name: str
+    shape: list[int]
+    dtype: str
+    size: int
+    bytes: int
+    trainable: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # Filled only for real (non-abstract) params when statistics are asked for.
+    stats: dict[str, Any] | None = None
+
+
+@dataclass
+class ModuleInfo:
+    path: str
+    path_tuple: list[str]
+    name: str
+    type: str
+    config: dict[str, str]
+    depth: int
+    parent: str | None
+    children: list[str]
+    calls: int
+    call_info: list[CallInfo]
+    shared: bool
+    # Own = params directly under this module; total = including children (shared counted once).
+    params_own: int = 0
+    params: int = 0
+    trainable_params_own: int = 0
+    trainable_params: int = 0
+    param_bytes_own: int = 0
+    param_bytes: int = 0
+    flops_own: int = 0
+    flops: int = 0
+    flops_train_own: int = 0
+    flops_train: int = 0
+    param_paths: list[str] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self.call_info[0].inputs if self.call_info else []
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self.call_info[0].outputs if self.call_info else []
+
+
+@dataclass
+class Edge:
+    """Dataflow: an array produced by ``src`` and consumed by ``dst``.
+
+    Endpoints are module paths, or ``<input:i>`` / ``<output:i>`` for the
+    model's own inputs and outputs.
+    """
+
+    src: str
+    dst: str
+    tensor: TensorSpec
+    src_index: int = 0
+    dst_index: int = 0
+
+
+@dataclass
+class Totals:
+    params: int = 0
+    trainable_params: int = 0
+    non_trainable_params: int = 0
+    param_bytes: int = 0
+    flops: int = 0
+    flops_train: int | None = None
+    flops_xla: int | None = None
+    params_by_dtype: dict[str, int] = field(default_factory=dict)
+    bytes_by_dtype: dict[str, int] = field(default_factory=dict)
+    # memory_analysis of the compiled forward program: argument/output/alias/temp/peak bytes.
+    memory: dict[str, int] = field(default_factory=dict)
+    # Estimated bytes to train with an Adam-style optimiser (params, grads, 2 moments, activations).
+    train_memory_estimate: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    model: str  # "file.py:factory" or a description
+    root: str
+    inputs: list[TensorSpec]
+    kwargs: dict[str, str]
+    totals: Totals
+    modules: list[ModuleInfo]
+    params: list[ParamInfo]
+    edges: list[Edge] = field(default_factory=list)
+    outputs: list[TensorSpec] = field(default_factory=list)
+    abstract: bool = True
+    notes: list[str] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    # --- lookup ---------------------------------------------------------
+    def module(self, path: str) -> ModuleInfo:
+        for m in self.modules:
+            if m.path == path:
+                return m
+        raise KeyError(path)
+
+    # --- serialisation --------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            from ._errors import InspectError
+
+            raise InspectError(
+                f"report has schema_version {version!r}, this blox-inspect reads version {SCHEMA_VERSION}. "
+                "Re-create the report with this version (run without --load)."
+            )
+        return _build(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        return cls.from_dict(json.loads(text))
+
+    def __rich__(self):
+        from .renderers.table import render_rich
+
+        return render_rich(self)
+
+    def __str__(self) -> str:
+        from .renderers.table import render_text
+
+        return render_text(self)
+
+
+def _build(tp: Any, value: Any) -> Any:
+    """Rebuilds dataclasses from plain JSON data using the type hints above."""
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        kwargs = {f.name: _build(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value}
+        return tp(**kwargs)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _build(inner[0], value) if len(inner) == 1 else value
+    if origin is list:
+        return [_build(args[0], v) for v in value]
+    if origin is dict:
+        return {k: _build(args[1], v) for k, v in value.items()}
+    return value
