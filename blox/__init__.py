@@ -26,6 +26,11 @@ from ._paths import path_str as path_str
 from ._pooling import avg_pool as avg_pool
 from ._pooling import max_pool as max_pool
 from ._pooling import min_pool as min_pool
+from ._recurrent import GRU as GRU
+from ._recurrent import LSTM as LSTM
+from ._recurrent import LSTMState as LSTMState
+from ._recurrent import RecurrenceBase as RecurrenceBase
+from ._recurrent import SequenceBase as SequenceBase
 from ._rng import Rng as Rng
 from ._rng import seed_all as seed_all
 from ._sequential import Sequential as Sequential
