@@ -25,11 +25,13 @@ from ._errors import InspectError
 from ._flops import count_flops
 from ._loading import LoadedModel
 from ._report import CallInfo, ModuleInfo, ParamInfo, Report, TensorSpec, Totals
-from ._trace import Trace, abstractify, spec_of, trace_forward
+from ._trace import Trace, abstractify, run_observed, spec_of, trace_forward
 
 Progress = Callable[[str], None]
 
-MSG_BAD_CHECKPOINT = "{file}: could not read the checkpoint header: {error}. Pass a file written by blox.save (safetensors)."
+MSG_BAD_CHECKPOINT = (
+    "{file}: could not read the checkpoint header: {error}. Pass a file written by blox.save (safetensors)."
+)
 
 
 def summary(
@@ -73,7 +75,11 @@ def summarize_loaded(
     say = progress or (lambda _: None)
     say("building abstract params")
     if params is None:
-        params = _checkpoint_params(params_file) if params_file else loaded.abstract_params(seed)
+        if params_file:
+            params = _checkpoint_params(params_file)
+        else:
+            # Init runs the model too: its failures get the same module-level message.
+            params, _ = run_observed(loaded.abstract_params, seed)
     params = abstractify(params)
     say("tracing the forward pass")
     trace = trace_forward(loaded.model, params, loaded.inputs, loaded.kwargs)

@@ -173,13 +173,30 @@ def abstractify(tree: Any) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
 
 
+def run_observed(fn, *args: Any) -> tuple[Any, _Observer]:
+    """Runs ``fn(*args)`` with module calls observed; model failures become InspectErrors.
+
+    The hook is restored in ``finally``, so it never outlives this call, even when the
+    user's code raises.
+    """
+    observer = _Observer(_module._call_module)
+    _module._call_module = observer
+    try:
+        return fn(*args), observer
+    except InspectError:
+        raise
+    except Exception as e:
+        raise _model_error(observer.failure, e) from e
+    finally:
+        _module._call_module = observer.original
+
+
 def trace_forward(model: bx.Module, params: bx.Params, inputs: tuple, kwargs: dict) -> Trace:
     """Traces ``model(params, *inputs, **kwargs)`` once with ``jax.make_jaxpr``, observing module calls.
 
     ``params`` and ``inputs`` may be abstract (``jax.ShapeDtypeStruct`` leaves). A failure
     inside the model becomes an :class:`InspectError` naming the innermost module.
     """
-    observer = _Observer(_module._call_module)
     params = abstractify(params)
     inputs = abstractify(tuple(inputs))
 
@@ -187,15 +204,7 @@ def trace_forward(model: bx.Module, params: bx.Params, inputs: tuple, kwargs: di
         out, _ = model(params, *inputs, **kwargs)
         return out
 
-    _module._call_module = observer
-    try:
-        jaxpr, out_shape = jax.make_jaxpr(forward, return_shape=True)(params, *inputs)
-    except InspectError:
-        raise
-    except Exception as e:
-        raise _model_error(observer.failure, e) from e
-    finally:
-        _module._call_module = observer.original
+    (jaxpr, out_shape), observer = run_observed(jax.make_jaxpr(forward, return_shape=True), params, *inputs)
     out_leaves, out_tree = jax.tree.flatten(out_shape)
     return Trace(
         jaxpr=jaxpr,
