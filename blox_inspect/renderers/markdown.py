@@ -7,7 +7,8 @@ from ._rows import human, percent, rows, shapes, totals_items, type_label
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    # dtypes such as key<fry> would read as HTML tags
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:
@@ -33,7 +34,7 @@ def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> 
             cells.append(human(m.flops_train))
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", "## Totals", ""]
-    lines += [f"- **{label.strip()}**: {value}" for label, value in totals_items(report)]
+    lines += [f"- **{_cell(label.strip())}**: {_cell(value)}" for label, value in totals_items(report)]
     if report.notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
+        lines += ["", "## Notes", ""] + [f"- {_cell(n)}" for n in report.notes]
     return "\n".join(lines) + "\n"
