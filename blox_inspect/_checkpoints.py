@@ -6,9 +6,11 @@ a tensor's bytes are read when someone asks for that one tensor.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
+import jax
 import numpy as np
 
 from blox._checkpoint import CheckpointHeader, TensorInfo, _read_array, read_header
@@ -194,6 +196,17 @@ class CheckpointMismatch:
         return None
 
 
+@functools.cache
+def _key_dtype(dtype: str) -> str:
+    """One name per PRNG key dtype: headers say ``key<threefry2x32>`` (the impl), JAX says ``key<fry>``."""
+    if not dtype.startswith("key<"):
+        return dtype
+    try:
+        return str(jax.eval_shape(lambda: jax.random.key(0, impl=dtype[4:-1])).dtype)
+    except (ValueError, TypeError, KeyError):
+        return dtype  # already JAX's short name, or an impl this JAX does not know
+
+
 def match_checkpoint(report: Report, reader: CheckpointReader) -> CheckpointMismatch:
     """Compares a model Report's params with a checkpoint's tensors.
 
@@ -215,7 +228,7 @@ def match_checkpoint(report: Report, reader: CheckpointReader) -> CheckpointMism
         t = reader.tensors.get(p.path)
         if t is None:
             out.missing.append(p.path)
-        elif list(t.shape) != list(p.shape) or t.dtype != p.dtype:
+        elif list(t.shape) != list(p.shape) or _key_dtype(t.dtype) != _key_dtype(p.dtype):
             got = f"{t.dtype}[{','.join(map(str, t.shape))}]"
             want = f"{p.dtype}[{','.join(map(str, p.shape))}]"
             out.changed[p.path] = f"checkpoint has {got}, model needs {want}"

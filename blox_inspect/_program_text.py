@@ -8,7 +8,7 @@ module it ran inside. That is enough to give each module its own lines.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -25,8 +25,27 @@ def _sub_jaxprs(eqn: Any) -> Iterator[Any]:
                 yield inner
 
 
-def _eqn_line(eqn: Any) -> str:
-    text = " ".join(str(eqn).split())
+def _printer() -> Callable[[Any], str]:
+    """Prints equations with one shared variable naming, so lines of a slice refer to each other.
+
+    Uses JAX's own jaxpr printer (private); falls back to ``str(eqn)``, which names
+    every equation's variables afresh.
+    """
+    try:
+        from jax._src import core as jcore
+
+        context, settings = jcore.JaxprPpContext(), jcore.JaxprPpSettings()
+        return lambda eqn: jcore.pp_eqn(eqn, context, settings).format()
+    except Exception:  # pragma: no cover - depends on JAX internals
+        return str
+
+
+def _eqn_line(eqn: Any, show: Callable[[Any], str]) -> str:
+    try:
+        text = show(eqn)
+    except Exception:  # pragma: no cover - depends on JAX internals
+        text = str(eqn)
+    text = " ".join(text.split())
     return text if len(text) <= MAX_LINE else text[: MAX_LINE - 1] + "…"
 
 
@@ -46,6 +65,7 @@ def jaxpr_lines_by_module(jaxpr: Any) -> dict[str, list[str]]:
         (['net/out'], 'a:f32[1,2] = dot_general[ dimension_numbers=(([1], [0]), ([], [])) preferred_element_type=float32 ] b c')
     """
     out: dict[str, list[str]] = {}
+    show = _printer()
 
     def visit(jx: Any, outer: tuple[str, ...]) -> None:
         for eqn in jx.eqns:
@@ -55,7 +75,7 @@ def jaxpr_lines_by_module(jaxpr: Any) -> dict[str, list[str]]:
                 for sub in subs:
                     visit(sub, scopes)
                 continue
-            line = _eqn_line(eqn)
+            line = _eqn_line(eqn, show)
             for scope in dict.fromkeys(scopes):
                 out.setdefault(scope, []).append(line)
 

@@ -23,10 +23,6 @@ Browse a model's modules, params and FLOPs in the terminal.
 
 Press ? inside the app for every key.
 """
-MSG_NO_ANALYSIS = (
-    "{spec}: opening a model file needs the model analysis (blox_inspect.summary), which this build lacks. "
-    "Open a checkpoint instead (blox-inspect tui ckpt.safetensors) or update blox."
-)
 MSG_FILES = (
     "expected a model file (.py), a checkpoint, or two checkpoints to compare; got {n} files: {files}. "
     "Examples: blox-inspect tui model.py --params ckpt.safetensors, blox-inspect tui a.safetensors b.safetensors."
@@ -39,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="model.py[:factory], ckpt.safetensors, or two checkpoints")
     p.add_argument("--params", metavar="CKPT", help="a checkpoint with real values for the model's params")
     p.add_argument("--hlo", metavar="FILE", help="optimized HLO text to slice per module (else the jaxpr is shown)")
+    p.add_argument("--debug", dest="debug_sub", action="store_true", help="show full tracebacks for errors")
     p.set_defaults(run=run)
 
 
@@ -55,13 +52,11 @@ def model_report(spec: str):
     checkpoint never pays for it.
     """
     from .._loading import load_model
+    from .._summary import summarize_loaded
 
-    try:
-        from .. import summary
-    except ImportError as e:
-        raise InspectError(MSG_NO_ANALYSIS.format(spec=spec)) from e
     loaded = load_model(spec)
-    return summary(loaded), loaded
+    # xla=False: the browser shows jaxpr-counted FLOPs, so skip compiling the whole model before opening.
+    return summarize_loaded(loaded, xla=False), loaded
 
 
 def build_app(args: argparse.Namespace):

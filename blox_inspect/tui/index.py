@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .._report import ModuleInfo, ParamInfo, Report
+from blox._paths import parse_path
+
+from .._report import CallInfo, ModuleInfo, ParamInfo, Report
 
 SORTS = ("graph", "params", "flops")
 SORT_LABELS = {"graph": "graph order", "params": "params ↓", "flops": "FLOPs ↓"}
@@ -19,8 +21,18 @@ class ReportIndex:
         self.report = report
         self.modules: dict[str, ModuleInfo] = {m.path: m for m in report.modules}
         self.params: dict[str, ParamInfo] = {p.path: p for p in report.params}
-        self.root = self.modules[report.root] if report.root in self.modules else report.modules[0]
-        self._order = {m.path: i for i, m in enumerate(report.modules)}
+        if report.root not in self.modules:
+            # The graph root holds no module, so analysis reports may leave it out: stand one in.
+            root = _synthetic_root(report, [m.path for m in report.modules if m.parent not in self.modules])
+            self.modules = {root.path: root, **self.modules}
+        self.root = self.modules[report.root]
+        # Every module but the root hangs under some module, the root if its own parent is unknown.
+        self.parent_of = {
+            m.path: (m.parent if m.parent in self.modules else self.root.path)
+            for m in self.modules.values()
+            if m.path != self.root.path
+        }
+        self._order = {path: i for i, path in enumerate(self.modules)}
         # Params a module owns, in report order (ModuleInfo.param_paths may be empty in hand-made reports).
         self.own_params: dict[str, list[ParamInfo]] = {}
         for p in report.params:
@@ -37,16 +49,16 @@ class ReportIndex:
     def ancestors(self, path: str) -> list[str]:
         """Paths from the root down to ``path``'s parent."""
         out = []
-        m = self.modules[path].parent
-        while m is not None and m in self.modules:
+        m = self.parent_of.get(path)
+        while m is not None:
             out.append(m)
-            m = self.modules[m].parent
+            m = self.parent_of.get(m)
         return out[::-1]
 
     def largest(self, by: str = "params") -> ModuleInfo:
         """The module with the most own params (or own FLOPs); ties go to the earliest."""
         attr = "flops_own" if by == "flops" else "params_own"
-        return max(self.report.modules, key=lambda m: (getattr(m, attr), -self._order[m.path]))
+        return max(self.modules.values(), key=lambda m: (getattr(m, attr), -self._order[m.path]))
 
     def search(self, query: str, limit: int = 200) -> list[str]:
         """Module paths matching ``query`` fuzzily (its characters in order), best first."""
@@ -64,6 +76,30 @@ class ReportIndex:
             keep.add(p)
             keep.update(self.ancestors(p))
         return keep
+
+
+def _synthetic_root(report: Report, tops: list[str]) -> ModuleInfo:
+    t = report.totals
+    path = report.root
+    names = parse_path(path) if path else ()
+    return ModuleInfo(
+        path=path,
+        path_tuple=list(names),
+        name=names[-1] if names else report.model,
+        type="",
+        config={},
+        depth=0,
+        parent=None,
+        children=tops,
+        calls=1 if report.inputs else 0,
+        call_info=[CallInfo(inputs=report.inputs, outputs=report.outputs)] if report.inputs else [],
+        shared=False,
+        params=t.params,
+        trainable_params=t.trainable_params,
+        param_bytes=t.param_bytes,
+        flops=t.flops,
+        flops_train=t.flops_train or 0,
+    )
 
 
 def fuzzy_score(query: str, text: str) -> int | None:
