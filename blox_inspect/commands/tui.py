@@ -91,9 +91,10 @@ def build_app(args: argparse.Namespace):
     if args.params:
         reader = CheckpointReader(_existing(args.params))
         mismatch = match_checkpoint(report, reader) or None
+    from .._loading import split_spec
     from .._program_text import model_jaxpr_lines
 
-    title = title_for(spec.split(":")[0], *([args.params] if args.params else []))
+    title = os.path.basename(split_spec(spec)[0]) + (f" + {os.path.basename(args.params)}" if args.params else "")
     return make_app(
         report,
         params=reader,

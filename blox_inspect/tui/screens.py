@@ -10,7 +10,7 @@ from textual import on, work
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tabs
 
 from .index import SORT_LABELS, SORTS, human, human_bytes
 from .messages import ModuleChosen, ParamChosen
@@ -31,7 +31,7 @@ NAVIGATION_KEYS = [
     ("→ ← / space / click", "expand or collapse the module under the cursor"),
     ("shift+←", "go to the parent module"),
     ("enter", "in the search box: go to the tree"),
-    ("tab / shift+tab", "move between the tree, the search box and the detail pane"),
+    ("tab / shift+tab", "move between the tree, the params table and the program text"),
 ]
 
 
@@ -97,6 +97,10 @@ class MainScreen(SizeGuard, Screen):
 
     def on_mount(self) -> None:
         self.sub_title = self._subtitle()
+        # Tab goes tree -> params table -> program text: the tab strip and the scrolling
+        # detail container are reached with p and the mouse instead.
+        self.query_one(TabbedContent).query_one(Tabs).can_focus = False
+        self.query_one(DetailPane).can_focus = False
         self.query_one(ModuleTree).focus()
         self.check_size()
 
@@ -126,7 +130,10 @@ class MainScreen(SizeGuard, Screen):
 
     @on(ParamChosen)
     def _param_chosen(self, message: ParamChosen) -> None:
-        self.query_one(DetailPane).show_param(self.bapp.index.params[message.path])
+        details = self.query_one(DetailPane)
+        param = self.bapp.index.params[message.path]
+        if param.module == details.shown:
+            details.show_param(param)
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:

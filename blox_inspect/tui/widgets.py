@@ -192,7 +192,10 @@ class DetailPane(VerticalScroll):
     def app_data(self) -> BloxInspectApp:
         return self.app  # type: ignore[return-value]
 
+    shown: str | None = None  # path of the module on display
+
     def show_module(self, m: ModuleInfo) -> None:
+        self.shown = m.path
         app = self.app_data
         report, index = app.report, app.index
         info = Table.grid(padding=(0, 2))
@@ -253,8 +256,10 @@ class DetailPane(VerticalScroll):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
-        if event.row_key.value is not None:
-            self.post_message(ParamChosen(event.row_key.value))
+        path = event.row_key.value
+        # A highlight queued by an earlier module's table may arrive after the cursor moved on.
+        if path is not None and self.app_data.index.params[path].module == self.shown:
+            self.post_message(ParamChosen(path))
 
     def show_param(self, p: ParamInfo) -> None:
         app = self.app_data
