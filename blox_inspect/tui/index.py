@@ -6,6 +6,7 @@ everything here is plain Python, testable without a terminal.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 
 from blox._paths import parse_path
@@ -18,6 +19,17 @@ SORT_LABELS = {"graph": "graph order", "params": "params ↓", "flops": "FLOPs �
 
 class ReportIndex:
     def __init__(self, report: Report):
+        # Only acyclic dicts and lists are built here, but a big report holds enough objects that the
+        # cyclic GC's full passes (over JAX's objects too) cost 10× the work itself: pause it meanwhile.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._build(report)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _build(self, report: Report) -> None:
         self.report = report
         self.modules: dict[str, ModuleInfo] = {m.path: m for m in report.modules}
         self.params: dict[str, ParamInfo] = {p.path: p for p in report.params}
