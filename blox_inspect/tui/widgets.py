@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Log, Static, Tree
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 # Expanding everything stops adding nodes past this many, so a huge model stays responsive.
 EXPAND_ALL_LIMIT = 5000
+# Params with more values than this get their statistics computed in a worker thread.
+SYNC_STATS_LIMIT = 1_000_000
 
 
 def module_label(m: ModuleInfo, *, marked: bool = False, query: str = "") -> Text:
@@ -193,6 +196,7 @@ class DetailPane(VerticalScroll):
         return self.app  # type: ignore[return-value]
 
     shown: str | None = None  # path of the module on display
+    shown_param: str | None = None
 
     def show_module(self, m: ModuleInfo) -> None:
         self.shown = m.path
@@ -275,12 +279,26 @@ class DetailPane(VerticalScroll):
         if problem:
             grid.add_row(Text("mismatch", style="bold red"), Text(problem, style="red"))
         parts: list[Any] = [grid]
-        stats, why = app.param_stats(p.path)
+        self.shown_param = p.path
+        stats, why = app.param_stats(p.path, compute=p.size <= SYNC_STATS_LIMIT)
         if stats is not None:
             parts.append(stats_table(stats))
         elif why:
             parts.append(Text(why, style="dim"))
+        else:
+            parts.append(Text(f"reading {human_bytes(p.bytes)} and computing statistics …", style="dim"))
+            self._compute_stats(p)
         self.query_one("#param-stats", Static).update(Group(*parts))
+
+    @work(thread=True, exclusive=True, group="stats")
+    def _compute_stats(self, p: ParamInfo) -> None:
+        # Big tensors are read and summarised off the UI thread, so the tree stays responsive.
+        self.app_data.param_stats(p.path)
+        self.app.call_from_thread(self._stats_ready, p)
+
+    def _stats_ready(self, p: ParamInfo) -> None:
+        if self.shown_param == p.path:
+            self.show_param(p)
 
 
 def _num(x: float | None) -> str:

@@ -340,3 +340,18 @@ async def test_stale_param_highlight_does_not_replace_the_module(report):
         await pilot.pause()
         assert cursor(app) == "gpt/blocks"
         assert "no params of its own" in text(app.screen.query_one("#param-stats"))
+
+
+async def test_big_params_get_statistics_in_a_worker(report, monkeypatch):
+    from blox_inspect.tui import widgets
+
+    monkeypatch.setattr(widgets, "SYNC_STATS_LIMIT", 0)  # treat every param as big
+    params = gpt_params(report)
+    app = make_app(report, params=params)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        ref = array_stats(np.asarray(params["gpt/embed/embedding"].value))
+        assert f"L2 norm    {ref.l2:.6g}" in text(app.screen.query_one("#param-stats"))
