@@ -16,7 +16,6 @@ from ._params import Params
 from ._paths import path_str
 
 
-
 def default_kernel_init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
     """``jax.nn.initializers.lecun_normal()`` for a ``(*window, in, out)`` kernel, drawn as one flat vector.
 

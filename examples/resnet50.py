@@ -26,8 +26,15 @@ WIDTHS = (64, 128, 256, 512)
 
 
 def _conv(graph: bx.Graph, name: str, kernel: int, features: int, rng: bx.Rng, stride: int = 1) -> bx.Conv:
-    return bx.Conv(graph / name, (kernel, kernel), features, rng, strides=stride, use_bias=False,
-                   kernel_init=jax.nn.initializers.he_normal())
+    return bx.Conv(
+        graph / name,
+        (kernel, kernel),
+        features,
+        rng,
+        strides=stride,
+        use_bias=False,
+        kernel_init=jax.nn.initializers.he_normal(),
+    )
 
 
 class Shortcut(bx.Module):
@@ -159,5 +166,7 @@ if __name__ == "__main__":
 
     abstract = jax.eval_shape(init, *inputs)
     trainable, rest = abstract.split()
-    print(f"ResNet-50: {sum(p.value.size for p in trainable.values()):,} trainable parameters, "
-          f"{sum(p.value.size for p in rest.values()):,} other values (BatchNorm statistics, Rng state)")
+    print(
+        f"ResNet-50: {sum(p.value.size for p in trainable.values()):,} trainable parameters, "
+        f"{sum(p.value.size for p in rest.values()):,} other values (BatchNorm statistics, Rng state)"
+    )
