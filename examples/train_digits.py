@@ -13,6 +13,7 @@ factory (``blox-inspect examples/train_digits.py``).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 
@@ -79,9 +80,13 @@ def load_data(kind: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndar
     return tuple(train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y))
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _predict(model: bx.Module, params: bx.Params, x: jax.Array) -> jax.Array:
+    return jnp.argmax(model(params, x, is_training=False)[0], axis=-1)
+
+
 def accuracy(model: bx.Module, params: bx.Params, x: np.ndarray, y: np.ndarray) -> float:
-    logits, _ = jax.jit(lambda p, x: model(p, x, is_training=False))(params, x)
-    return float(jnp.mean(jnp.argmax(logits, axis=-1) == y))
+    return float(np.mean(np.asarray(_predict(model, params, x)) == y))
 
 
 def build():
