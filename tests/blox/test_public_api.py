@@ -1,0 +1,61 @@
+"""Pins blox's import surface. Adding a public name means adding one line here (keep it sorted)."""
+
+import blox
+
+PUBLIC = [
+    "BatchNorm",
+    "BloxError",
+    "CheckpointError",
+    "Conv",
+    "ConvTranspose",
+    "Dropout",
+    "Embed",
+    "GRU",
+    "Graph",
+    "GraphError",
+    "KVCache",
+    "LSTM",
+    "LSTMState",
+    "LayerNorm",
+    "Linear",
+    "LockedParamsError",
+    "MLP",
+    "Module",
+    "MultiHeadAttention",
+    "Param",
+    "ParamError",
+    "Params",
+    "RMSNorm",
+    "RecurrenceBase",
+    "Rng",
+    "RngError",
+    "ScanBlocks",
+    "SequenceBase",
+    "Sequential",
+    "ShapeError",
+    "SwiGLU",
+    "TransformerBlock",
+    "apply_rope",
+    "avg_pool",
+    "load",
+    "max_pool",
+    "min_pool",
+    "param_shardings",
+    "param_specs",
+    "parse_path",
+    "path_str",
+    "save",
+    "seed_all",
+]
+
+
+def test_public_names_are_exactly_the_pinned_list():
+    assert PUBLIC == sorted(PUBLIC), "keep PUBLIC sorted so merges stay easy"
+    assert sorted(n for n in dir(blox) if not n.startswith("_")) == PUBLIC
+
+
+def test_public_names_come_from_private_modules():
+    for name in PUBLIC:
+        obj = getattr(blox, name)
+        module = getattr(obj, "__module__", "")
+        assert module.startswith("blox._"), f"{name} is defined in {module}; implement it in a private module"
