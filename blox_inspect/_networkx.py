@@ -7,10 +7,13 @@ plus ``<input:i>`` / ``<output:i>`` nodes, one edge per producer/consumer pair
 their ancestor N module levels below the root, like ``blox-inspect graph --depth``.
 
 Example:
-    >>> from blox_inspect._report import Edge, Report, TensorSpec, Totals
+    >>> from blox_inspect._report import Edge, ModuleInfo, Report, TensorSpec, Totals
+    >>> def leaf(name):
+    ...     return ModuleInfo(f"net/{name}", ["net", name], name, "Linear", {}, 1, None, [], 1, [], False)
     >>> t = TensorSpec([2, 4], "float32")
     >>> flow = [("<input:0>", "net/a"), ("net/a", "net/b"), ("net/a", "net/c"), ("net/b", "net/c"), ("net/c", "<output:0>")]
-    >>> report = Report("demo", "net", [t], {}, Totals(), [], [], [Edge(s, d, t) for s, d in flow], [t])
+    >>> edges = [Edge(src, dst, t) for src, dst in flow]
+    >>> report = Report("demo", "net", [t], {}, Totals(), [leaf(n) for n in "abc"], [], edges, outputs=[t])
     >>> g = report.to_networkx()
     >>> topological_order(g)
     ['<input:0>', 'net/a', 'net/b', 'net/c', '<output:0>']
@@ -35,20 +38,18 @@ if TYPE_CHECKING:
 def to_networkx(report: Report, depth: int | None = None) -> nx.DiGraph:
     """The dataflow DiGraph of ``report`` (see the module docstring).
 
-    Nodes: every leaf module and every module an edge names (a container with no edges of its own is structure,
-    not dataflow, and is left out), plus the model's inputs and outputs.
+    Nodes: the modules drawn as boxes by ``blox-inspect graph --depth depth --expand`` (all leaf modules when
+    ``depth`` is None), plus the model's inputs and outputs. Edges between containers are joined through them,
+    so an edge always links the modules that produce and consume the data.
     """
-    g = nx.DiGraph(model=report.model, root=report.root)
-    if depth is None:
-        pairs = [(e.src, e.dst, [e.tensor]) for e in report.edges]
-        named = {end for e in report.edges for end in (e.src, e.dst)}
-        keep = {m.path for m in report.modules if not m.children or m.path in named}
-    else:
-        from .renderers._diagram import plan
+    from .renderers._diagram import plan
 
-        drawn = plan(report, depth=depth, expand=True)
-        keep = {p for p, item in drawn.items.items() if not item.cluster}
-        pairs = [(e.src, e.dst, e.tensors) for e in drawn.edges]
+    g = nx.DiGraph(model=report.model, root=report.root)
+    # The diagram's edges, every block drawn: nested edges joined through their containers into box-to-box flow.
+    drawn = plan(report, depth=depth, expand=True)
+    pairs = [(e.src, e.dst, e.tensors) for e in drawn.edges]
+    named = {end for e in drawn.edges for end in (e.src, e.dst)}
+    keep = {p for p, item in drawn.items.items() if not item.cluster or p in named}
     for i, t in enumerate(report.inputs):
         g.add_node(f"<input:{i}>", kind="input", tensor=str(t))
     for m in report.modules:

@@ -10,6 +10,7 @@ both build on it.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -154,25 +155,26 @@ def resolve_focus(report: Report, focus: str) -> str:
 
 
 def find_folds(report: Report, index: _Index | None = None) -> dict[str, Fold]:
-    """Runs of identical consecutive siblings, keyed by every member's path.
+    """Runs of identical consecutive siblings numbered like a list (``h/0``, ``h/1``, ...), keyed by member path.
 
-    A run folds when its blocks are numbered like a list (``h/0``, ``h/1``, ...)
-    or when each block feeds the next; parallel look-alikes such as ``q``, ``k``,
-    ``v`` stay apart.
+    Identical means same type, config, parameter shapes and, recursively, the same children. Only numbered
+    blocks fold: look-alikes with names (``q``, ``k``, ``v``, or ``v`` feeding ``o``) are different roles.
     """
     index = index or _Index(report)
     memo: dict[str, object] = {}
-    # Module-level flow: (every ancestor of a source, every ancestor of a destination), built once on demand.
-    flows: list[tuple[set[str], set[str]]] = []
     folds: dict[str, Fold] = {}
     for parent, kids in index.children.items():
         i = 0
         while i < len(kids):
             j = i + 1
-            while j < len(kids) and index.signature(kids[j], memo) == index.signature(kids[i], memo):
+            while (
+                j < len(kids)
+                and _numbered(index, kids[j])
+                and index.signature(kids[j], memo) == index.signature(kids[i], memo)
+            ):
                 j += 1
             run = kids[i:j]
-            if len(run) > 1 and (_numbered(index, run) or _chained(report, index, run, flows)):
+            if len(run) > 1 and _numbered(index, run[0]):
                 fold = Fold(run, _fold_label(index, parent, run))
                 for member in run:
                     folds[member] = fold
@@ -180,18 +182,8 @@ def find_folds(report: Report, index: _Index | None = None) -> dict[str, Fold]:
     return folds
 
 
-def _numbered(index: _Index, run: list[str]) -> bool:
-    return all(index.by_path[p].path_tuple[-1].isdigit() for p in run)
-
-
-def _chained(report: Report, index: _Index, run: list[str], flows: list[tuple[set[str], set[str]]]) -> bool:
-    """Whether each block of ``run`` feeds the next (data flows from inside one into the next)."""
-    if not flows:
-        for e in report.edges:
-            s, d = index.known(e.src), index.known(e.dst)
-            if s is not None and d is not None:
-                flows.append((set(index.ancestors(s)), set(index.ancestors(d))))
-    return all(any(a in s and b in d for s, d in flows) for a, b in zip(run, run[1:]))
+def _numbered(index: _Index, path: str) -> bool:
+    return index.by_path[path].path_tuple[-1].isdigit()
 
 
 def _fold_label(index: _Index, parent: str | None, run: list[str]) -> str:
@@ -295,28 +287,84 @@ def plan(
             rest = rest[1:]
         return cur, passed
 
+    def endpoint(raw: str, port: str) -> tuple[object, tuple] | None:
+        """The graph node for one end of a Report edge: a drawn box, or a port of a drawn cluster."""
+        item, passed = resolve(raw)
+        if item is None:
+            return None
+        if item in items and items[item].cluster:
+            # Keyed by the module's own path, so ports of different blocks of a folded run stay apart.
+            return ("port", index.known(raw), port, item), tuple(passed)
+        return item, tuple(passed)
+
+    flow: list[tuple] = []  # (src node, dst node, src runs, dst runs, tensor)
+    for e in report.edges:
+        s = endpoint(e.src, getattr(e, "src_port", "out"))
+        d = endpoint(e.dst, getattr(e, "dst_port", "in"))
+        if s is not None and d is not None and s[0] != d[0]:
+            flow.append((s[0], d[0], s[1], d[1], e.tensor))
+    flow = _through_clusters(flow)
+
     merged: dict[tuple[str, str], DrawnEdge] = {}
     io_used: list[str] = []
-    for e in report.edges:
-        (s, s_passed), (d, d_passed) = resolve(e.src), resolve(e.dst)
-        if s is None or d is None or s == d:
+    for s, d, s_passed, d_passed, tensor in flow:
+        if s == d:
             continue
         if focus is not None and s.startswith("<") and d.startswith("<"):
             continue  # flows entirely outside the focused subtree
-        for end in (s, d):
-            if end.startswith("<") and end not in io_used:
-                io_used.append(end)
         runs = dict(s_passed)
         if any(f in runs and runs[f] != k for f, k in d_passed):
             continue  # from one block of a folded run into another: the ×N mark says it
+        for end in (s, d):
+            if end.startswith("<") and end not in io_used:
+                io_used.append(end)
         edge = merged.setdefault((s, d), DrawnEdge(s, d))
-        if all(str(t) != str(e.tensor) for t in edge.tensors):
-            edge.tensors.append(e.tensor)
+        if all(str(t) != str(tensor) for t in edge.tensors):
+            edge.tensors.append(tensor)
 
     edges = _drop_containment(list(merged.values()), items, index)
     edges = _drop_covered(edges, items)
     io = _io_items(report, items, io_used, focus is None, index)
     return Plan(top=top_path, items=items, edges=edges, io=io)
+
+
+def _through_clusters(flow: list[tuple]) -> list[tuple]:
+    """Connects what flows into a drawn cluster's input (or output) port to what flows out of that port.
+
+    Reports nest edges: ``block -> block`` between siblings, ``(block, in) -> child`` inside. Joining through
+    the ports gives box-to-box dataflow that crosses cluster borders. A port with nothing on one side (a report
+    without inner edges) stays, as an edge to the cluster itself.
+    """
+    ins: dict[object, list[int]] = {}
+    outs: dict[object, list[int]] = {}
+    live: dict[int, tuple] = {}
+    ids = itertools.count()
+
+    def add(edge: tuple) -> None:
+        k = next(ids)
+        live[k] = edge
+        outs.setdefault(edge[0], []).append(k)
+        ins.setdefault(edge[1], []).append(k)
+
+    for edge in flow:
+        add(edge)
+    ports = [n for n in list(ins) + list(outs) if isinstance(n, tuple)]
+    for port in dict.fromkeys(ports):
+        before = [live[k] for k in ins.get(port, []) if k in live]
+        after = [live[k] for k in outs.get(port, []) if k in live]
+        if not before or not after:
+            continue
+        for k in ins.get(port, []) + outs.get(port, []):
+            live.pop(k, None)
+        for b in before:
+            for a in after:
+                if b[0] != port and a[1] != port and b[0] != a[1]:
+                    add((b[0], a[1], b[2], a[3], a[4]))
+
+    def node(n: object) -> object:
+        return n[3] if isinstance(n, tuple) else n  # a dangling port: the cluster itself
+
+    return [(node(s), node(d), sp, dp, t) for s, d, sp, dp, t in live.values()]
 
 
 def _subtree(index: _Index, path: str) -> list[str]:

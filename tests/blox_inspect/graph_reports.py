@@ -31,8 +31,11 @@ class ReportBuilder:
         )  # fmt: skip
         return path
 
-    def edge(self, src, dst, shape, dtype="float32", src_index=0, dst_index=0):
-        self.edges.append(Edge(src, dst, TensorSpec(list(shape), dtype), src_index, dst_index))
+    def edge(self, src, dst, shape, dtype="float32", src_index=0, dst_index=0, src_port="out", dst_port="in"):
+        e = Edge(src, dst, TensorSpec(list(shape), dtype), src_index, dst_index)
+        # Ports as the analysis records them: 'in' on src = src's input passed inside; 'out' on dst = dst's output.
+        e.src_port, e.dst_port = src_port, dst_port
+        self.edges.append(e)
 
     def output(self, shape, dtype="float32"):
         self.outputs.append(TensorSpec(list(shape), dtype))
@@ -123,6 +126,37 @@ def tiny() -> Report:
     b.edge("net/proj", "net/head", (4, 8), dst_index=1)
     b.edge("net/head", "<output:0>", (4, 2))
     b.output((4, 2))
+    return b.build()
+
+
+def nested(n_blocks=3, d=16, t=4) -> Report:
+    """Edges nested like the analysis records them: between siblings, and through each container's ports."""
+    b = ReportBuilder("lm", "LM", inputs=[((t,), "int32")])
+    x = (t, d)
+    b.add("lm/wte", "Embed", {"features": d}, {"embedding": ((100, d), "float32")})
+    b.edge("<input:0>", "lm", (t,), "int32")
+    b.edge("lm", "lm/wte", (t,), "int32", src_port="in")
+    prev = "lm/wte"
+    for i in range(n_blocks):
+        h = b.add(f"lm/h/{i}", "Block")
+        b.add(f"{h}/ln", "LayerNorm", {}, {"scale": ((d,), "float32")}, flops=5 * t * d)
+        b.add(f"{h}/attn", "Attention", {"heads": 2})
+        linear(b, f"{h}/attn/q", d, d, t)
+        linear(b, f"{h}/attn/o", d, d, t)
+        b.edge(prev, h, x)
+        b.edge(h, f"{h}/ln", x, src_port="in")
+        b.edge(f"{h}/ln", f"{h}/attn", x)
+        b.edge(f"{h}/attn", f"{h}/attn/q", x, src_port="in")
+        b.edge(f"{h}/attn/q", f"{h}/attn/o", x)
+        b.edge(f"{h}/attn/o", f"{h}/attn", x, dst_port="out")
+        b.edge(f"{h}/attn", h, x, dst_port="out")
+        b.edge(h, h, x, src_port="in", dst_port="out")  # the residual: the block's input joins its output
+        prev = h
+    b.add("lm/ln_f", "LayerNorm", {}, {"scale": ((d,), "float32")}, flops=5 * t * d)
+    b.edge(prev, "lm/ln_f", x)
+    b.edge("lm/ln_f", "lm", x, dst_port="out")
+    b.edge("lm", "<output:0>", x)
+    b.output(x)
     return b.build()
 
 
