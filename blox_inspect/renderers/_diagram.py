@@ -133,7 +133,8 @@ class _Index:
             m = self.by_path[path]
             memo[path] = (
                 m.type,
-                tuple(sorted(m.config.items())),
+                # A config value may name the module itself (its graph node); that differs between copies.
+                tuple(sorted((k, v.replace(m.path, "<self>")) for k, v in m.config.items())),
                 tuple(sorted(self.param_shapes.get(path, []))),
                 tuple((self.relative(c, path), self.signature(c, memo)) for c in self.children.get(path, [])),
             )

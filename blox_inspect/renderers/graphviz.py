@@ -96,6 +96,7 @@ class _Builder:
     def __init__(self, report: Report, drawn: Plan, rankdir: str, color: str):
         self.report, self.plan, self.color = report, drawn, color
         self.ids: dict[str, str] = {}
+        self.paths = {m.path for m in report.modules}
         self.parent = drawn.parent_cluster()
         self.g = graphviz.Digraph(
             "blox",
@@ -176,7 +177,7 @@ class _Builder:
         rows = [
             f'<b>{name}</b>{f" &#215;{item.times}" if item.fold else ""}  <font color="#444444">{html.escape(m.type)}</font>'
         ]
-        config = _config_text(m)
+        config = _config_text(m, self.paths)
         if config:
             rows.append(f'<font point-size="9">{html.escape(config)}</font>')
         rows.append(f'<font point-size="9">{self._stats(item)}</font>')
@@ -190,7 +191,9 @@ class _Builder:
         dark = fill in SCALE_COLORS[-2:]
         label = "<br/>".join(rows)
         if dark:
-            label = f'<font color="white">{label.replace("#444444", "white").replace("#555555", "white")}</font>'
+            for grey in ("#444444", "#555555", SHARED_COLOR):
+                label = label.replace(grey, "white")
+            label = f'<font color="white">{label}</font>'
         attrs = {"label": f"<{label}>", "fillcolor": fill, "tooltip": self._tooltip(item)}
         if item.fold:
             attrs["peripheries"] = "2"  # a stack of identical blocks
@@ -292,17 +295,19 @@ class _Builder:
         if not rows:
             return
         cells = "".join(
-            f'<tr><td width="14" height="12" fixedsize="true" bgcolor="{c}" border="1"></td><td align="left">{t}</td></tr>'
+            f'<tr><td align="left" bgcolor="{c}" border="1">'
+            f"{f'<font color={chr(34)}white{chr(34)}>{t}</font>' if c in SCALE_COLORS[-2:] else t}</td></tr>"
             for c, t in rows
         )
         marks = (
-            '<tr><td colspan="2" align="left"><font point-size="8">double border: identical blocks folded (&#215;N);'
-            f' <font color="{SHARED_COLOR}">red border</font>: shared module</font></td></tr>'
+            '<tr><td align="left"><font point-size="8">double border: identical blocks folded (&#215;N)</font></td></tr>'
+            f'<tr><td align="left"><font point-size="8"><font color="{SHARED_COLOR}">red border</font>: shared module'
+            "</font></td></tr>"
         )
         title = {"type": "module type", "params": "parameters (box total)", "flops": "FLOPs (box total)"}[self.color]
         label = (
-            f'<<table border="0" cellborder="0" cellspacing="2" cellpadding="1">'
-            f'<tr><td colspan="2" align="left"><b>colour: {title}</b></td></tr>{cells}{marks}</table>>'
+            f'<<table border="0" cellborder="0" cellspacing="1" cellpadding="1">'
+            f'<tr><td align="left"><b>colour: {title}</b></td></tr>{cells}{marks}</table>>'
         )
         with self.g.subgraph(name="cluster_legend") as sub:
             sub.attr(label="legend", style="rounded", color="#cccccc", fontsize="9")
@@ -313,12 +318,14 @@ def _spec(t: TensorSpec) -> str:
     return f"{DTYPES.get(t.dtype, t.dtype)}[{','.join(map(str, t.shape))}]"
 
 
-def _config_text(m: ModuleInfo) -> str:
+def _config_text(m: ModuleInfo, paths: set[str]) -> str:
+    """The first few settings; values that only name modules (its own graph node, a shared Rng) are left out."""
+    config = {k: v for k, v in m.config.items() if m.path not in v and v not in paths}
     parts = []
-    for k, v in list(m.config.items())[:MAX_CONFIG_ITEMS]:
+    for k, v in list(config.items())[:MAX_CONFIG_ITEMS]:
         text = f"{k}={v}"
         parts.append(text if len(text) <= MAX_CONFIG_CHARS else text[: MAX_CONFIG_CHARS - 3] + "...")
-    more = len(m.config) - MAX_CONFIG_ITEMS
+    more = len(config) - MAX_CONFIG_ITEMS
     return ", ".join(parts) + (f", +{more}" if more > 0 else "")
 
 

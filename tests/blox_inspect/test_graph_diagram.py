@@ -257,3 +257,15 @@ def test_svg_renders_in_headless_chromium(tmp_path):
         timeout=60,
     )
     assert shot.exists() and os.path.getsize(shot) > 1000
+
+
+def test_blocks_fold_although_their_config_names_themselves_and_labels_hide_module_references():
+    b = gr.ReportBuilder("net", "Net", inputs=[((2, 4), "float32")])
+    b.add("net/rng", "Rng")
+    for i in range(3):
+        b.add(f"net/h/{i}", "Block", {"g": f"Graph('net/h/{i}' -> Block)", "rng": "net/rng", "width": 4})
+        gr.linear(b, f"net/h/{i}/fc", 4, 4, 2)
+    r = b.build()
+    assert find_folds(r)["net/h/2"].members == ["net/h/0", "net/h/1", "net/h/2"]
+    box = next(ln for ln in to_dot(r, depth=1).splitlines() if ln.strip().startswith('"net/h/0"'))
+    assert "width=4" in box and "Graph(" not in box and "rng=" not in box
