@@ -118,4 +118,5 @@ def load_report(args: argparse.Namespace):
         ) from e
     from .._loading import load_model
 
-    return summarize_loaded(load_model(args.model))
+    # Drawing needs shapes, params and FLOPs only: skip the XLA compile (cost and memory analysis).
+    return summarize_loaded(load_model(args.model), xla=False)

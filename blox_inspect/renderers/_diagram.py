@@ -300,8 +300,8 @@ def plan(
 
     flow: list[tuple] = []  # (src node, dst node, src runs, dst runs, tensor)
     for e in report.edges:
-        s = endpoint(e.src, getattr(e, "src_port", "out"))
-        d = endpoint(e.dst, getattr(e, "dst_port", "in"))
+        s = endpoint(e.src, e.src_port)
+        d = endpoint(e.dst, e.dst_port)
         if s is not None and d is not None and s[0] != d[0]:
             flow.append((s[0], d[0], s[1], d[1], e.tensor))
     flow = _through_clusters(flow)

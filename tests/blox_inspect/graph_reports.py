@@ -32,10 +32,8 @@ class ReportBuilder:
         return path
 
     def edge(self, src, dst, shape, dtype="float32", src_index=0, dst_index=0, src_port="out", dst_port="in"):
-        e = Edge(src, dst, TensorSpec(list(shape), dtype), src_index, dst_index)
         # Ports as the analysis records them: 'in' on src = src's input passed inside; 'out' on dst = dst's output.
-        e.src_port, e.dst_port = src_port, dst_port
-        self.edges.append(e)
+        self.edges.append(Edge(src, dst, TensorSpec(list(shape), dtype), src_index, dst_index, src_port, dst_port))
 
     def output(self, shape, dtype="float32"):
         self.outputs.append(TensorSpec(list(shape), dtype))
@@ -313,8 +311,9 @@ def resnet50(batch=1, size=224) -> Report:
             conv(f"{blk}/conv3", width, 4 * width, 1, out_hw)
             bn(f"{blk}/bn3", 4 * width, out_hw)
             chain = [prev, f"{blk}/conv1", f"{blk}/bn1", f"{blk}/conv2", f"{blk}/bn2", f"{blk}/conv3", f"{blk}/bn3"]
-            for a, c in zip(chain, chain[1:]):
-                b.edge(a, c, (batch, out_hw, out_hw, width))
+            shapes = [(hw, cin), (hw, width), (hw, width), (out_hw, width), (out_hw, width), (out_hw, 4 * width)]
+            for a, c, (side, ch) in zip(chain, chain[1:], shapes):
+                b.edge(a, c, (batch, side, side, ch))
             if i == 0:
                 b.add(f"{blk}/downsample", "Sequential", {"layers": 2})
                 conv(f"{blk}/downsample/0", cin, 4 * width, 1, out_hw)

@@ -115,3 +115,11 @@ def test_entry_point_runs_as_a_process(saved, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stderr and ET.parse(out).getroot().tag.endswith("svg")
+
+
+def test_draws_a_model_file_through_the_analysis(tmp_path):
+    out = tmp_path / "mlp.svg"
+    assert main(["graph", str(REPO / "tests/blox_inspect/models/mlp.py"), "-o", str(out)]) == 0
+    names = {t.text for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}title")}
+    assert {"net/mlp/l1", "net/mlp/drop", "net/mlp/l2", "cluster_net/mlp", "input_0", "output_0"} <= names
+    assert {"input_0->net/mlp/l1", "net/mlp/l1->net/mlp/drop", "net/mlp/l2->output_0"} <= names  # edge titles

@@ -56,3 +56,22 @@ def test_a_shared_module_closes_a_cycle_that_is_kept_as_one_step():
     ]  # fmt: skip
     # The cycle is one step, so the longest chain runs from an input through it to the output.
     assert longest_path(g) == ["<input:0>", *order[2:]]
+
+
+def test_on_a_summarised_model():
+    import jax
+    import jax.numpy as jnp
+
+    import blox as bx
+    import blox_inspect
+
+    g = bx.Graph("net")
+    rng = bx.Rng(g / "rng")
+    node = g / "mlp"
+    mlp = bx.Sequential(node, [bx.Linear(node / "l1", 8, rng), jax.nn.relu, bx.Linear(node / "l2", 2, rng)])
+    report = blox_inspect.summary(mlp, jax.ShapeDtypeStruct((3, 4), jnp.float32), xla=False)
+    dag = report.to_networkx()
+    assert topological_order(dag) == ["<input:0>", "net/rng", "net/mlp/l1", "net/mlp/l2", "<output:0>"]
+    assert longest_path(dag) == ["<input:0>", "net/mlp/l1", "net/mlp/l2", "<output:0>"]
+    assert dag.edges["net/mlp/l1", "net/mlp/l2"]["tensors"] == ["float32[3,8]"]
+    assert dag.nodes["net/mlp/l1"]["params"] == 4 * 8 + 8
