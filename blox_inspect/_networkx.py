@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import networkx as nx
+if TYPE_CHECKING:  # networkx takes ~0.5 s to import: only functions that build or walk a graph import it
+    import networkx as nx
 
-if TYPE_CHECKING:
     from ._report import Report
 
 
@@ -42,6 +42,8 @@ def to_networkx(report: Report, depth: int | None = None) -> nx.DiGraph:
     ``depth`` is None), plus the model's inputs and outputs. Edges between containers are joined through them,
     so an edge always links the modules that produce and consume the data.
     """
+    import networkx as nx
+
     from .renderers._diagram import plan
 
     g = nx.DiGraph(model=report.model, root=report.root)
@@ -117,6 +119,8 @@ def fan_out(g: nx.DiGraph) -> dict[str, int]:
 
 def _condensed(g: nx.DiGraph) -> tuple[nx.DiGraph, dict[str, int]]:
     """Cycles collapsed into single steps, numbered in topological order (ties: the model's order)."""
+    import networkx as nx
+
     rank = {n: i for i, n in enumerate(g)}
     c = nx.condensation(g)
     first = {k: min(rank[n] for n in c.nodes[k]["members"]) for k in c}
