@@ -10,7 +10,6 @@ both build on it.
 from __future__ import annotations
 
 import difflib
-import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -24,6 +23,7 @@ UNKNOWN_FOCUS = (
     "{example!r}.{hint} List the paths with `blox-inspect summary` or pass one of the nearest above."
 )
 IO_ENDPOINT = re.compile(r"<(input|output):(\d+)>")
+_NUMBERED = re.compile(r"(\D*?)_?(\d+)")
 
 
 @dataclass
@@ -156,35 +156,63 @@ def resolve_focus(report: Report, focus: str) -> str:
 
 
 def find_folds(report: Report, index: _Index | None = None) -> dict[str, Fold]:
-    """Runs of identical consecutive siblings numbered like a list (``h/0``, ``h/1``, ...), keyed by member path.
+    """Runs of identical consecutive siblings numbered like a list, keyed by every member's path.
 
-    Identical means same type, config, parameter shapes and, recursively, the same children. Only numbered
-    blocks fold: look-alikes with names (``q``, ``k``, ``v``, or ``v`` feeding ``o``) are different roles.
+    Numbered like a list: ``h/0, h/1, ...`` or ``block1, block2, ...`` (one prefix, then a number). Identical:
+    same type, config, parameter shapes and, recursively, the same children. Look-alikes with names (``q``,
+    ``k``, ``v``, or ``v`` feeding ``o``) play different roles and never fold.
     """
     index = index or _Index(report)
     memo: dict[str, object] = {}
     folds: dict[str, Fold] = {}
+    feeds: set[tuple[str, str]] | None = None
     for parent, kids in index.children.items():
         i = 0
         while i < len(kids):
+            prefix = _numbered(index, kids[i])
             j = i + 1
             while (
-                j < len(kids)
-                and _numbered(index, kids[j])
+                prefix is not None
+                and j < len(kids)
+                and _numbered(index, kids[j]) == prefix
                 and index.signature(kids[j], memo) == index.signature(kids[i], memo)
             ):
                 j += 1
-            run = kids[i:j]
-            if len(run) > 1 and _numbered(index, run[0]):
-                fold = Fold(run, _fold_label(index, parent, run))
-                for member in run:
+            if j - i > 1 and prefix:
+                # Named with a prefix (block1, block2; but also bn1, bn2 around a conv): each must feed the next.
+                feeds = _sibling_flow(report, index) if feeds is None else feeds
+                k = i + 1
+                while k < j and (kids[k - 1], kids[k]) in feeds:
+                    k += 1
+                j = k
+            if j - i > 1:
+                fold = Fold(kids[i:j], _fold_label(index, parent, kids[i:j]))
+                for member in fold.members:
                     folds[member] = fold
             i = j
     return folds
 
 
-def _numbered(index: _Index, path: str) -> bool:
-    return index.by_path[path].path_tuple[-1].isdigit()
+def _sibling_flow(report: Report, index: _Index) -> set[tuple[str, str]]:
+    """(a, b) for sibling modules a, b where data flows from a (or inside it) into b (or inside it)."""
+    pairs = set()
+    for e in report.edges:
+        s, d = index.known(e.src), index.known(e.dst)
+        if s is None or d is None:
+            continue
+        up, down = index.ancestors(s), index.ancestors(d)
+        n = 0
+        while n < min(len(up), len(down)) and up[n] == down[n]:
+            n += 1
+        if n < len(up) and n < len(down):
+            pairs.add((up[n], down[n]))
+    return pairs
+
+
+def _numbered(index: _Index, path: str) -> str | None:
+    """The name's prefix before a trailing number (``'block'`` for ``block3``, ``''`` for ``3``), or None."""
+    found = _NUMBERED.fullmatch(index.by_path[path].path_tuple[-1])
+    return found.group(1) if found else None
 
 
 def _fold_label(index: _Index, parent: str | None, run: list[str]) -> str:
@@ -247,7 +275,8 @@ def plan(
     if top is None:
         top_path = ""
         items[top_path] = Item(path="", kind="module", cluster=True)
-        items[top_path].children = [visit(r, 1) for r in index.children[None] if r not in folds or folds[r].rep == r]
+        # Depth counts from the models themselves (the invisible top is not a level).
+        items[top_path].children = [visit(r, 0) for r in index.children[None] if r not in folds or folds[r].rep == r]
     else:
         top_path = visit(top, 0)
 
@@ -313,8 +342,7 @@ def plan(
             continue
         if focus is not None and s.startswith("<") and d.startswith("<"):
             continue  # flows entirely outside the focused subtree
-        runs = dict(s_passed)
-        if any(f in runs and runs[f] != k for f, k in d_passed):
+        if _crosses_copies(s_passed, d_passed):
             continue  # from one block of a folded run into another: the ×N mark says it
         for end in (s, d):
             if end.startswith("<") and end not in io_used:
@@ -334,38 +362,64 @@ def _through_clusters(flow: list[tuple]) -> list[tuple]:
 
     Reports nest edges: ``block -> block`` between siblings, ``(block, in) -> child`` inside. Joining through
     the ports gives box-to-box dataflow that crosses cluster borders. A port with nothing on one side (a report
-    without inner edges) stays, as an edge to the cluster itself.
+    without inner edges) stays, as an edge to the cluster itself. Edges are a set, so chains of ports (a
+    residual stream through 80 blocks) join in time linear in the edges, not in the number of paths.
     """
-    ins: dict[object, list[int]] = {}
-    outs: dict[object, list[int]] = {}
-    live: dict[int, tuple] = {}
-    ids = itertools.count()
+    tensors: dict[str, TensorSpec] = {}
+    live: set[tuple] = set()
+    ins: dict[object, set[tuple]] = {}
+    outs: dict[object, set[tuple]] = {}
 
-    def add(edge: tuple) -> None:
-        k = next(ids)
-        live[k] = edge
-        outs.setdefault(edge[0], []).append(k)
-        ins.setdefault(edge[1], []).append(k)
+    def add(u: object, v: object, up: tuple, vp: tuple, tensor: TensorSpec) -> None:
+        if u == v:
+            return
+        if not isinstance(u, tuple) and not isinstance(v, tuple) and _crosses_copies(up, vp):
+            return  # final and dropped anyway: from one copy of a folded block into another
+        key = str(tensor)
+        tensors.setdefault(key, tensor)
+        edge = (u, v, up, vp, key)
+        if edge not in live:
+            live.add(edge)
+            outs.setdefault(u, set()).add(edge)
+            ins.setdefault(v, set()).add(edge)
 
-    for edge in flow:
-        add(edge)
+    for u, v, up, vp, tensor in flow:
+        add(u, v, up, vp, tensor)
     ports = [n for n in list(ins) + list(outs) if isinstance(n, tuple)]
     for port in dict.fromkeys(ports):
-        before = [live[k] for k in ins.get(port, []) if k in live]
-        after = [live[k] for k in outs.get(port, []) if k in live]
+        before, after = ins.get(port, set()), outs.get(port, set())
         if not before or not after:
             continue
-        for k in ins.get(port, []) + outs.get(port, []):
-            live.pop(k, None)
+        ins.pop(port)
+        outs.pop(port)
+        for edge in before:
+            live.discard(edge)
+            outs[edge[0]].discard(edge)
+        for edge in after:
+            live.discard(edge)
+            ins[edge[1]].discard(edge)
         for b in before:
             for a in after:
-                if b[0] != port and a[1] != port and b[0] != a[1]:
-                    add((b[0], a[1], b[2], a[3], a[4]))
+                add(b[0], a[1], b[2], a[3], tensors[a[4]])
 
     def node(n: object) -> object:
         return n[3] if isinstance(n, tuple) else n  # a dangling port: the cluster itself
 
-    return [(node(s), node(d), sp, dp, t) for s, d, sp, dp, t in live.values()]
+    return [(node(u), node(v), up, vp, tensors[t]) for u, v, up, vp, t in sorted(live, key=_edge_order(flow))]
+
+
+def _edge_order(flow: list[tuple]):
+    """Keeps the Report's edge order (by first appearance of endpoints) so the DOT output is deterministic."""
+    rank: dict[object, int] = {}
+    for u, v, *_ in flow:
+        rank.setdefault(u, len(rank))
+        rank.setdefault(v, len(rank))
+    return lambda e: (rank.get(e[0], len(rank)), rank.get(e[1], len(rank)), e[4])
+
+
+def _crosses_copies(up: tuple, vp: tuple) -> bool:
+    runs = dict(up)
+    return any(f in runs and runs[f] != k for f, k in vp)
 
 
 def _subtree(index: _Index, path: str) -> list[str]:

@@ -181,8 +181,8 @@ class _Builder:
         if config:
             rows.append(f'<font point-size="9">{html.escape(config)}</font>')
         rows.append(f'<font point-size="9">{self._stats(item)}</font>')
-        if m.shared:
-            rows.append(f'<font point-size="9" color="{SHARED_COLOR}"><b>shared</b>: {m.calls} calls</font>')
+        if _shared(m):
+            rows.append(f'<font point-size="9" color="{SHARED_COLOR}"><b>shared</b>: {html.escape(_calls(m))}</font>')
         if item.hidden:
             rows.append(
                 f'<font point-size="9" color="#555555">+{item.hidden} submodule{"s" * (item.hidden > 1)}</font>'
@@ -197,7 +197,7 @@ class _Builder:
         attrs = {"label": f"<{label}>", "fillcolor": fill, "tooltip": self._tooltip(item)}
         if item.fold:
             attrs["peripheries"] = "2"  # a stack of identical blocks
-        if m.shared:
+        if _shared(m):
             attrs.update(color=SHARED_COLOR, penwidth="2")
         g.node(self.id(item.path), **attrs)
 
@@ -264,8 +264,8 @@ class _Builder:
             ]
         lines.append(m.type + "".join(f"\n  {k}={v}" for k, v in m.config.items()))
         lines.append(f"params {item.params:,}  FLOPs {item.flops:,}")
-        if m.shared:
-            lines.append(f"shared: {m.calls} calls")
+        if _shared(m):
+            lines.append(f"shared: {_calls(m)}")
         return "\n".join(lines)
 
     # --- colour -----------------------------------------------------------
@@ -314,13 +314,27 @@ class _Builder:
             sub.node("legend", label=label, shape="plain", style="")
 
 
+def _shared(m: ModuleInfo) -> bool:
+    """Shared: bound at several places, or called more than once (a tied embedding embeds and attends)."""
+    return m.shared or m.calls > 1
+
+
+def _calls(m: ModuleInfo) -> str:
+    methods = list(dict.fromkeys(c.method for c in m.call_info))
+    return f"{m.calls} calls" + (f" ({', '.join(methods)})" if len(methods) > 1 else "")
+
+
 def _spec(t: TensorSpec) -> str:
     return f"{DTYPES.get(t.dtype, t.dtype)}[{','.join(map(str, t.shape))}]"
 
 
 def _config_text(m: ModuleInfo, paths: set[str]) -> str:
-    """The first few settings; values that only name modules (its own graph node, a shared Rng) are left out."""
-    config = {k: v for k, v in m.config.items() if m.path not in v and v not in paths}
+    """The first few settings. Left out: values naming modules (its own graph node, the Rng), initialisers, metadata, None."""
+    config = {
+        k: v
+        for k, v in m.config.items()
+        if m.path not in v and v not in paths and v != "None" and not k.endswith(("_init", "metadata")) and k != "rng"
+    }
     parts = []
     for k, v in list(config.items())[:MAX_CONFIG_ITEMS]:
         text = f"{k}={v}"

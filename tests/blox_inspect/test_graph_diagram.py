@@ -136,14 +136,18 @@ def test_parallel_lookalikes_and_unequal_blocks_do_not_fold():
     assert res["resnet/layer3/1"].label == "1..5"
 
 
-def test_named_lookalikes_never_fold():
+def test_named_lookalikes_never_fold_and_prefixed_numbers_fold_only_when_chained():
     b = gr.ReportBuilder("net", "Net", inputs=[((2, 4), "float32")])
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", "block1", "block2", "block3", "bn1", "bn2"):
         gr.linear(b, f"net/{name}", 4, 4, 2)
-    b.edge("<input:0>", "net/a", (2, 4))
-    b.edge("net/a", "net/b", (2, 4))
-    b.edge("net/b", "net/c", (2, 4))
-    assert find_folds(b.build()) == {}
+    chain = ["<input:0>", "net/a", "net/b", "net/c", "net/block1", "net/block2", "net/block3", "net/bn1", "net/bn2"]
+    for src, dst in zip(chain, chain[1:]):
+        b.edge(src, dst, (2, 4))
+    assert {f.label for f in find_folds(b.build()).values()} == {"block1..block3", "bn1..bn2"}
+    b.edges = [e for e in b.edges if e.dst != "net/bn2"]  # bn1 and bn2 no longer chained (a conv between)
+    b.edge("net/bn1", "<output:0>", (2, 4))
+    b.edge("<input:0>", "net/bn2", (2, 4))
+    assert {f.label for f in find_folds(b.build()).values()} == {"block1..block3"}
 
 
 def test_focus_draws_subtree_with_boundary_edges():
@@ -269,3 +273,15 @@ def test_blocks_fold_although_their_config_names_themselves_and_labels_hide_modu
     assert find_folds(r)["net/h/2"].members == ["net/h/0", "net/h/1", "net/h/2"]
     box = next(ln for ln in to_dot(r, depth=1).splitlines() if ln.strip().startswith('"net/h/0"'))
     assert "width=4" in box and "Graph(" not in box and "rng=" not in box
+
+
+def test_a_module_called_twice_is_marked_shared_with_its_methods():
+    from blox_inspect._report import CallInfo
+
+    r = gr.tiny()
+    proj = r.module("net/proj")
+    proj.shared = False  # bound once, but called twice: still one box with several edges, marked shared
+    spec = r.inputs[0]
+    proj.call_info = [CallInfo([spec], [spec], "__call__"), CallInfo([spec], [spec], "attend")]
+    box = next(ln for ln in to_dot(r).splitlines() if ln.strip().startswith('"net/proj"'))
+    assert "<b>shared</b>: 2 calls (__call__, attend)" in box and "penwidth=2" in box
