@@ -147,7 +147,7 @@ class Report:
 
     # --- serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _plain(self)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -177,6 +177,17 @@ class Report:
         from .renderers.table import render_text
 
         return render_text(self)
+
+
+def _plain(value: Any) -> Any:
+    """Like ``dataclasses.asdict`` without its deep copies (reports of 70B models have 10^4 rows)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _build(tp: Any, value: Any) -> Any:
