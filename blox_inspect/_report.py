@@ -140,10 +140,18 @@ class Report:
 
     # --- lookup ---------------------------------------------------------
     def module(self, path: str) -> ModuleInfo:
-        for m in self.modules:
-            if m.path == path:
-                return m
-        raise KeyError(path)
+        """The module at ``path`` (a dict lookup: tools call this once per module)."""
+        index = self.__dict__.get("_by_path")
+        if index is None or len(index) != len(self.modules):
+            index = self.__dict__["_by_path"] = {m.path: m for m in self.modules}
+        found = index.get(path)
+        if found is None or found.path != path:
+            self.__dict__["_by_path"] = None
+            for m in self.modules:
+                if m.path == path:
+                    return m
+            raise KeyError(path)
+        return found
 
     # --- serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
