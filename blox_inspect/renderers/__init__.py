@@ -1,0 +1,1 @@
+"""Renderers: turn finished reports into text, tables, markdown or files. They never trace a model."""
