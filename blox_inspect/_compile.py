@@ -8,6 +8,7 @@ otherwise default to ``Explicit`` axes, which require sharding-aware model code.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from typing import Any
@@ -79,11 +80,20 @@ def summarize_collectives(text: str) -> list[CollectiveStats]:
                 count=len(items),
                 bytes=sum(c.bytes for c in items),
                 largest=max(c.bytes for c in items),
-                in_loops=sum(c.in_loop for c in items),
-                examples=[f"{c.shape} {c.op_name}".strip() for c in top],
+                in_loops=sum(c.repeats > 1 for c in items),
+                bytes_per_step=sum(c.bytes * c.repeats for c in items),
+                examples=[f"{_short_shape(c.shape)} @ {c.op_name}" for c in top],
             )
         )
     return out
+
+
+def _short_shape(shape: str) -> str:
+    """``f32[8,512]{1,0}`` -> ``f32[8,512]``; a tuple of n arrays -> its first array and ``+ n-1 more``."""
+    arrays = re.findall(r"[a-z][a-z0-9]*\[[0-9,]*\]", shape)
+    if not arrays:
+        return shape
+    return arrays[0] if len(arrays) == 1 else f"({arrays[0]} + {len(arrays) - 1} more)"
 
 
 def _nbytes(shape: tuple[int, ...], dtype: Any) -> int:

@@ -25,7 +25,7 @@ from ._cost_report import (
 from ._devices import DTYPE_ALIASES, DeviceSpec, get_device
 from ._flops import FlopCount, count_flops
 from ._loading import LoadedModel
-from ._programs import build_program, module_scopes
+from ._programs import build_program, module_scopes, scope_pattern
 from ._shard_plan import ShardPlan, make_plan
 from ._simulate import compile_for_mesh, with_batch
 from ._units import human_bytes
@@ -102,10 +102,25 @@ def analyse_cost(
     spec_dev = get_device(device) if device else None
     if spec_dev is not None:
         report.roofline = roofline(spec_dev, dtype or dominant_dtype(params), count.total // facts.devices, facts)
+    for c in facts.collectives:
+        c.examples = [describe_example(e, scopes) for e in c.examples]
     if plan is not None:
         budget = device_memory or (spec_dev.memory if spec_dev else None) or 80 * 10**9
-        report.sharding = sharding_report(plan, facts, how, budget, train, params, count)
+        leaves = jax.tree.leaves(loaded.inputs)
+        global_batch = int(leaves[0].shape[0]) if leaves and leaves[0].shape else None
+        report.sharding = sharding_report(plan, facts, how, budget, train, global_batch)
     return report
+
+
+def describe_example(example: str, scopes: Any) -> str:
+    """``'f32[8,16] @ jit(step)/transpose(jvp(net/mlp))/net/mlp/l1/dot_general'`` ->
+    ``'f32[8,16] net/mlp/l1 dot_general (backward)'``: the innermost module named in the op name."""
+    shape, _, op_name = example.partition(" @ ")
+    found = [s for s in scopes if scope_pattern(s).search(op_name)]
+    where = max(found, key=len) if found else ""
+    prim = op_name.rsplit("/", 1)[-1].strip("()") if op_name else ""
+    backward = " (backward)" if "transpose(" in op_name else ""
+    return " ".join(x for x in (shape, where, prim + backward) if x)
 
 
 # --- per-module FLOPs -------------------------------------------------------------------------------------
@@ -239,7 +254,7 @@ def roofline(device: DeviceSpec, dtype: str, flops: int, facts: CompiledFacts) -
 
 
 def sharding_report(
-    plan: ShardPlan, facts: CompiledFacts, how: str, budget: int, train: bool, params: Any, count: FlopCount
+    plan: ShardPlan, facts: CompiledFacts, how: str, budget: int, train: bool, batch: int | None = None
 ) -> ShardingReport:
     mem = facts.memory
     ab = facts.arg_bytes
@@ -272,45 +287,78 @@ def sharding_report(
     )
     if mem is None:
         report.notes.append("the backend gave no memory_analysis; peak = params + optimizer state + inputs only")
+    if facts.backend == "cpu":
+        report.notes.append(
+            "compiled by XLA:CPU: parameter, gradient and optimizer bytes are exact for this sharding, but CPU "
+            "runs bf16 matmuls in f32 and fuses and schedules differently from GPU/TPU, so activation and temp "
+            "bytes are indicative (usually an over-estimate for bf16 models)"
+        )
     if not fits:
-        report.advice = advice(plan, per, budget, train, facts)
+        report.advice = advice(plan, per, budget, train, facts, batch)
     return report
 
 
-def advice(plan: ShardPlan, per: DeviceMemory, budget: int, train: bool, facts: CompiledFacts) -> list[str]:
-    """Concrete next steps when the peak exceeds the budget, largest lever first."""
-    out = []
+def advice(
+    plan: ShardPlan, per: DeviceMemory, budget: int, train: bool, facts: CompiledFacts, batch: int | None = None
+) -> list[str]:
+    """Concrete next steps when the peak exceeds the budget, the one addressing the most bytes first."""
+    levers: list[tuple[int, str]] = []
+    over = per.peak - budget
     state = per.params + per.gradients + per.optimizer_state
     # Scale per-device state back to the whole model by how much the params are sharded on average.
     spread = sum(p.bytes for p in facts.params) / max(sum(p.device_bytes for p in facts.params), 1)
-    if state > 0:
-        global_state = state * spread
-        room = budget - (per.peak - state)
-        if room > 0:
-            need = math.ceil(global_state / room)
-            n = 1 << max(need - 1, 0).bit_length()
-            if plan.strategy != "fsdp" or n > plan.mesh.get("data", 1):
-                out.append(
-                    f"shard params, gradients and optimizer state over more devices: they take {human_bytes(state)} per "
-                    f"device now; FSDP over {n} devices (--mesh data={n} --sharding fsdp) brings them to about "
-                    f"{human_bytes(global_state / n)}"
+    room = budget - (per.peak - state)
+    if state > 0 and room > 0:
+        n = 1 << max(math.ceil(state * spread / room) - 1, 0).bit_length()
+        if plan.strategy != "fsdp" or n > plan.mesh.get("data", 1):
+            levers.append(
+                (
+                    state,
+                    (
+                        f"shard params, gradients and optimizer state over more devices: they take {human_bytes(state)} "
+                        f"per device now; FSDP over {n} devices (--mesh data={n} --sharding fsdp) brings them to about "
+                        f"{human_bytes(state * spread / n)}"
+                    ),
                 )
-    if per.activations > 0.25 * per.peak:
-        out.append(
-            f"activations and temporaries take {human_bytes(per.activations)} per device: rematerialise (wrap each block's "
-            "call in jax.checkpoint) or lower the per-device batch (--batch; activations scale with it)"
+            )
+    if per.activations > 0.2 * per.peak:
+        text = (
+            f"activations and temporaries take {human_bytes(per.activations)} per device: rematerialise (wrap each "
+            "block's call in jax.checkpoint, keeping only block inputs for the backward pass)"
         )
+        data = plan.mesh.get("data", 1)
+        if batch and batch % data == 0 and "data" in plan.mesh:
+            local = batch // data
+            fit_local = int(local * (per.activations - over) / per.activations) if per.activations > over else 0
+            if 1 <= fit_local < local:
+                text += (
+                    f", or cut the per-device batch from {local} to {fit_local} (--batch {fit_local * data}; "
+                    "activations scale about linearly with it)"
+                )
+            elif local > 1:
+                text += f", or cut the per-device batch (now {local}; --batch)"
+        levers.append((per.activations, text))
     if train and per.optimizer_state >= per.params:
-        out.append(
-            f"Adam's two moments take {human_bytes(per.optimizer_state)} per device: a factored optimiser "
-            "(optax.adafactor) or bf16 moments shrink them"
+        levers.append(
+            (
+                per.optimizer_state // 2,
+                (
+                    f"Adam's two moments take {human_bytes(per.optimizer_state)} per device: a factored optimiser "
+                    "(optax.adafactor) or bf16 moments shrink them"
+                ),
+            )
         )
     fp32 = sum(p.device_bytes for p in facts.params if p.dtype == "float32")
     if fp32 > 0.5 * per.params:
-        out.append(
-            f"{human_bytes(fp32)} of the per-device params are float32: storing them in bfloat16 (param_dtype) halves "
-            "params, gradients and moments"
+        levers.append(
+            (
+                fp32,
+                (
+                    f"{human_bytes(fp32)} of the per-device params are float32: storing them in bfloat16 (param_dtype) "
+                    "halves params, gradients and moments"
+                ),
+            )
         )
-    if not out:
-        out.append(f"the peak exceeds the budget by {human_bytes(per.peak - budget)}: try a smaller batch or remat")
-    return out
+    levers.sort(key=lambda lv: -lv[0])
+    out = [text for _, text in levers]
+    return out or [f"the peak exceeds the budget by {human_bytes(over)}: try a smaller batch or remat"]

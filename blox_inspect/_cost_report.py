@@ -72,13 +72,15 @@ class LoopInfo:
 
 @dataclass
 class CollectiveStats:
-    """All collectives of one kind in the compiled program (static count: a loop body counts once)."""
+    """All collectives of one kind in the compiled program. ``count`` and ``bytes`` are static (an op in a
+    loop body counts once); ``bytes_per_step`` multiplies each op by the trip counts of its loops."""
 
     kind: str
     count: int
     bytes: int  # sum of result sizes on one device
     largest: int
     in_loops: int = 0  # how many of them sit inside a while-loop body (run once per iteration)
+    bytes_per_step: int = 0  # sum of result sizes times how often each runs (loop trip counts)
     examples: list[str] = field(default_factory=list)  # op names of the largest few
 
 

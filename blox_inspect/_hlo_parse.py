@@ -79,7 +79,7 @@ class Collective:
     shape: str
     op_name: str  # the jax op name from metadata ('' if none), e.g. 'jit(step)/transpose(jvp(net/l1))/...'
     computation: str  # the HLO computation holding it
-    in_loop: bool = False  # inside a while-loop body: runs once per iteration
+    repeats: int = 1  # runs per program execution: the trip counts of the loops around it
 
 
 @dataclass
@@ -124,27 +124,34 @@ def find_loops(text: str) -> list[Loop]:
     return loops
 
 
-def _loop_computations(text: str) -> set[str]:
-    """Names of computations reachable from a while body (so instructions there repeat)."""
-    calls: dict[str, set[str]] = {}
-    bodies = set()
+def computation_repeats(text: str) -> dict[str, int]:
+    """How many times each computation runs per program execution: the product of the known trip counts of
+    the while loops around it (a loop without a known trip count counts as 1)."""
+    calls: dict[str, list[tuple[str, int]]] = {}
+    entry = ""
+    for line in text.splitlines():
+        if line.startswith("ENTRY"):
+            entry = line.split()[1].lstrip("%")
     for comp, _, _, opcode, rest in parse_instructions(text):
-        called = set(re.findall(r"(?:calls|to_apply|body|condition|branch_computations)=\{?%?([\w.\-]+)", rest))
-        for group in re.findall(r"(?:calls|branch_computations)=\{([^}]*)\}", rest):
-            called |= {c.strip().lstrip("%") for c in group.split(",")}
-        calls.setdefault(comp, set()).update(called)
+        edges = calls.setdefault(comp, [])
+        trip = 1
         if opcode == "while":
-            m = re.search(r"body=%?([\w.\-]+)", rest)
-            if m:
-                bodies.add(m.group(1))
-    seen, todo = set(), list(bodies)
+            m = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', rest)
+            trip = int(m.group(1)) if m else 1
+        for key, name in re.findall(r"\b(calls|to_apply|body|condition)=%?([\w.\-]+)", rest):
+            edges.append((name, trip if key in ("body", "condition") else 1))
+        for group in re.findall(r"(?:calls|branch_computations)=\{([^}]*)\}", rest):
+            edges.extend((c.strip().lstrip("%"), 1) for c in group.split(","))
+    repeats = {entry: 1}
+    todo = [entry]
     while todo:
-        c = todo.pop()
-        if c in seen:
-            continue
-        seen.add(c)
-        todo.extend(calls.get(c, ()))
-    return seen
+        comp = todo.pop()
+        for callee, trip in calls.get(comp, ()):
+            n = repeats[comp] * trip
+            if n > repeats.get(callee, 0):
+                repeats[callee] = n
+                todo.append(callee)
+    return repeats
 
 
 def find_collectives(text: str) -> list[Collective]:
@@ -153,12 +160,12 @@ def find_collectives(text: str) -> list[Collective]:
     For a ``-start`` op, whose shape is a tuple holding operand and result buffers, the size is the largest
     element (the gathered/reduced buffer).
     """
-    in_loop = _loop_computations(text)
+    repeats = computation_repeats(text)
     found = []
     for comp, _, shape, opcode, rest in parse_instructions(text):
         kind = opcode[: -len("-start")] if opcode.endswith("-start") else opcode
         if kind not in COLLECTIVES:
             continue
         size = _largest_element(shape) if opcode.endswith("-start") else shape_bytes(shape)
-        found.append(Collective(kind, size, shape.strip(), _op_name(rest), comp, comp in in_loop))
+        found.append(Collective(kind, size, shape.strip(), _op_name(rest), comp, repeats.get(comp, 1)))
     return found

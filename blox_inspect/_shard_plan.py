@@ -2,9 +2,12 @@
 
 Three strategies (``--sharding``):
 
-- ``fsdp``: every parameter is split along its largest dimension that the ``data`` axis divides (ties: the
-  first such dimension); parameters with no such dimension stay replicated (listed in the notes). The batch
-  (axis 0 of every input) is split over ``data`` too. Uses the ``data`` axis only.
+- ``fsdp``: every parameter is split along its LAST dimension that the ``data`` axis divides; parameters with
+  no such dimension stay replicated (listed in the notes). The batch (axis 0 of every input) is split over
+  ``data`` too. Uses the ``data`` axis only. Why the last dimension: for a Linear kernel (in, out) any choice
+  works, but for an embedding table (vocab, features) splitting the vocabulary makes XLA's partitioner gather
+  the lookups for the WHOLE batch and all-reduce them; splitting features keeps lookups local. On a one-layer
+  7B-shaped Llama that halved the compiled temp bytes per device (1.72 GB -> 0.83 GB).
 - ``tp``: tensor parallelism, column style: every parameter of rank >= 2 is split along its LAST dimension
   over ``model``; vectors and scalars are replicated. The batch is split over ``data`` when the mesh has it.
 - ``metadata``: each parameter's ``'sharding'`` metadata (see ``bx.param_specs``); parameters without it
@@ -209,8 +212,7 @@ def _fsdp_spec(shape: tuple[int, ...], n: int) -> Spec:
     candidates = [d for d, size in enumerate(shape) if size % n == 0 and size >= n]
     if not candidates or n == 1:
         return ()
-    best = max(candidates, key=lambda d: (shape[d], -d))
-    return tuple("data" if d == best else None for d in range(len(shape)))
+    return tuple("data" if d == candidates[-1] else None for d in range(len(shape)))
 
 
 def _check_divisible(what: str, path: str, shape: tuple[int, ...], spec: Spec, mesh: dict[str, int]) -> None:

@@ -6,18 +6,18 @@ DASH = "—"
 
 
 def human_bytes(n: int | None) -> str:
-    """``1536`` -> ``'1.5 KiB'``.
+    """Decimal units, as device memory is sold (and as ``--device-memory 80GB`` reads): 1 GB = 10^9 bytes.
 
     Example:
-        >>> human_bytes(14_336), human_bytes(3 * 2**30)
-        ('14.0 KiB', '3.00 GiB')
+        >>> human_bytes(14_336), human_bytes(80 * 10**9), human_bytes(512)
+        ('14.3 KB', '80.00 GB', '512 B')
     """
     if n is None:
         return DASH
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
         if abs(n) >= size:
             value = n / size
-            return f"{value:.2f} {unit}" if unit in ("GiB", "TiB") else f"{value:.1f} {unit}"
+            return f"{value:.2f} {unit}" if unit in ("GB", "TB") else f"{value:.1f} {unit}"
     return f"{n} B"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 FORMATS = ("table", "json", "markdown")
 
@@ -36,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sharding", default="fsdp", help="with --mesh: fsdp, tp or metadata (default fsdp)")
     p.add_argument("--device-memory", default=None, help="per-device memory for the fit verdict, e.g. 80GB, 16GiB")
     p.add_argument("--batch", type=int, default=None, help="override the leading (batch) dimension of the inputs")
-    p.add_argument("--format", default="table", choices=FORMATS, help="output format (default table)")
+    p.add_argument(
+        "--format", default=None, choices=FORMATS, help="output format (default: from the -o extension, else table)"
+    )
     p.add_argument("-o", "--output", default=None, help="write to this file instead of stdout")
     p.add_argument("--debug", dest="debug_sub", action="store_true", help="show full tracebacks")
     p.set_defaults(run=run)
@@ -69,9 +72,12 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         spec=args.model,
     )
-    if args.format == "json":
+    fmt = args.format or {".json": "json", ".md": "markdown", ".markdown": "markdown"}.get(
+        os.path.splitext(args.output or "")[1].lower(), "table"
+    )
+    if fmt == "json":
         text = report.to_json()
-    elif args.format == "markdown":
+    elif fmt == "markdown":
         text = render_markdown(report)
     else:
         import sys

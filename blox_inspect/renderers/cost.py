@@ -157,19 +157,21 @@ def _sharding(s: ShardingReport) -> list[Section]:
             [
                 c.kind,
                 str(c.count),
-                human_bytes(c.bytes),
-                human_bytes(c.largest),
                 str(c.in_loops) if c.in_loops else "",
+                human_bytes(c.bytes),
+                human_bytes(c.bytes_per_step),
+                human_bytes(c.largest),
                 c.examples[0] if c.examples else "",
             ]
             for c in s.collectives
         ]
         out.append(
             Section(
-                "Collectives in the compiled program (per device, each counted once)",
-                ["kind", "count", "total", "largest", "in loops", "largest: shape and op"],
+                "Collectives in the compiled program (per device)",
+                ["kind", "ops", "in loops", "bytes (ops)", "bytes per step", "largest", "largest: shape, module, op"],
                 crow,
-                right={1, 2, 3, 4},
+                lines=["bytes (ops): each op once; bytes per step: ops inside loops times their trip counts"],
+                right={1, 2, 3, 4, 5},
             )
         )
     else:
