@@ -1,0 +1,59 @@
+"""Running every registered check over one shared CheckContext."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .._errors import InspectError
+from ._context import CheckContext
+from ._finding import CODES, SEVERITIES, Finding, code, finding
+from ._registry import CHECKS
+
+code("BX001", "info", "runner", "a check family could not run")
+
+MSG_UNKNOWN_CODE = "unknown check code {code!r} in {where}. Known codes: {known}. See docs/checks.md."
+
+
+def ignored_codes(ctx: CheckContext, extra: Iterable[str] = ()) -> set[str]:
+    """``--ignore`` codes plus the model file's ``BLOX_CHECK_IGNORE`` list, validated."""
+    found: set[str] = set()
+    sources = [("--ignore", list(extra)), ("BLOX_CHECK_IGNORE", list(ctx.settings.get("BLOX_CHECK_IGNORE", ())))]
+    for where, codes in sources:
+        for c in codes:
+            c = str(c).strip().upper()
+            if c not in CODES:
+                raise InspectError(MSG_UNKNOWN_CODE.format(code=c, where=where, known=", ".join(sorted(CODES))))
+            found.add(c)
+    return found
+
+
+def run_checks(ctx: CheckContext, ignore: Iterable[str] = ()) -> list[Finding]:
+    """Every finding for the model, deduplicated, without ignored codes, most severe first."""
+    skip = ignored_codes(ctx, ignore)
+    ctx.forward  # noqa: B018 - traced first: a model that cannot trace is an error, not a finding
+    findings: list[Finding] = []
+    if ctx.train is None:
+        findings.append(
+            finding(
+                "BX001",
+                "",
+                f"The train step could not be traced ({ctx.train_error}), so gradient checks were skipped.",
+                "Define BLOX_LOSS(outputs, *inputs) -> scalar in the model file, or fix the error shown.",
+            )
+        )
+    for fn in CHECKS.values():
+        findings.extend(fn(ctx))
+    unique: dict[tuple, Finding] = {}
+    for f in findings:
+        if f.code not in skip:
+            unique.setdefault((f.code, f.path, f.message), f)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted(unique.values(), key=lambda f: (order[f.severity], f.code, f.path))
+
+
+def exit_code(findings: list[Finding], fail_on: str) -> int:
+    """1 when a finding is at least as severe as ``fail_on`` ('none' never fails), else 0."""
+    if fail_on == "none":
+        return 0
+    limit = SEVERITIES.index(fail_on)
+    return int(any(SEVERITIES.index(f.severity) <= limit for f in findings))
