@@ -2,6 +2,8 @@
 
 from ._checkpoint import load as load
 from ._checkpoint import save as save
+from ._conv import Conv as Conv
+from ._conv import ConvTranspose as ConvTranspose
 from ._dropout import Dropout as Dropout
 from ._errors import BloxError as BloxError
 from ._errors import CheckpointError as CheckpointError
@@ -21,6 +23,14 @@ from ._params import Param as Param
 from ._params import Params as Params
 from ._paths import parse_path as parse_path
 from ._paths import path_str as path_str
+from ._pooling import avg_pool as avg_pool
+from ._pooling import max_pool as max_pool
+from ._pooling import min_pool as min_pool
+from ._recurrent import GRU as GRU
+from ._recurrent import LSTM as LSTM
+from ._recurrent import LSTMState as LSTMState
+from ._recurrent import RecurrenceBase as RecurrenceBase
+from ._recurrent import SequenceBase as SequenceBase
 from ._rng import Rng as Rng
 from ._rng import seed_all as seed_all
 from ._sequential import Sequential as Sequential

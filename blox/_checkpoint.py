@@ -30,10 +30,21 @@ FORMAT_VERSION = "1"
 _MAX_HEADER = 100 * 1024 * 1024
 
 _DTYPES: dict[str, Any] = {
-    "F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16,
-    "F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2,
-    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
-    "U64": np.uint64, "U32": np.uint32, "U16": np.uint16, "U8": np.uint8, "BOOL": np.bool_,
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": ml_dtypes.bfloat16,
+    "F8_E4M3": ml_dtypes.float8_e4m3fn,
+    "F8_E5M2": ml_dtypes.float8_e5m2,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U64": np.uint64,
+    "U32": np.uint32,
+    "U16": np.uint16,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
 }
 _CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
 
@@ -81,10 +92,16 @@ def read_header(file: str | os.PathLike) -> CheckpointHeader:
         with open(file, "rb") as f:
             head = f.read(8)
             if len(head) < 8:
-                raise _fail(file, f"not a safetensors checkpoint: only {len(head)} bytes, expected an 8-byte header length first.")
+                raise _fail(
+                    file,
+                    f"not a safetensors checkpoint: only {len(head)} bytes, expected an 8-byte header length first.",
+                )
             (n,) = struct.unpack("<Q", head)
             if n > min(_MAX_HEADER, size - 8):
-                raise _fail(file, f"not a safetensors checkpoint (or truncated): header claims {n} bytes but the file has {size - 8} after the length field.")
+                raise _fail(
+                    file,
+                    f"not a safetensors checkpoint (or truncated): header claims {n} bytes but the file has {size - 8} after the length field.",
+                )
             raw = f.read(n)
     except OSError as e:
         raise CheckpointError(f"{file}: cannot read checkpoint: {e.strerror or e}") from e
@@ -110,28 +127,35 @@ def read_header(file: str | os.PathLike) -> CheckpointHeader:
         except (KeyError, TypeError, ValueError) as e:
             raise _fail(file, f"tensor {name!r} has a malformed header entry: {info!r}.") from e
         if code not in _DTYPES:
-            raise _fail(file, f"tensor {name!r} has dtype {code!r}, which blox cannot read (supported: {', '.join(_DTYPES)}).")
+            raise _fail(
+                file, f"tensor {name!r} has dtype {code!r}, which blox cannot read (supported: {', '.join(_DTYPES)})."
+            )
         expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[code]).itemsize
         if hi - lo != expected or lo < 0:
             raise _fail(file, f"tensor {name!r}: {hi - lo} bytes stored but shape {shape} of {code} needs {expected}.")
         if data_start + hi > size:
-            raise _fail(file, f"truncated: tensor {name!r} ends at byte {data_start + hi} but the file has {size} bytes. Re-save or re-download it.")
+            raise _fail(
+                file,
+                f"truncated: tensor {name!r} ends at byte {data_start + hi} but the file has {size} bytes. Re-save or re-download it.",
+            )
         e = entries.get(name)
         if is_blox and e is None:
             raise _fail(file, f"tensor {name!r} is missing from the blox metadata.")
         dtype = np.dtype(_DTYPES[code]).name
         if e is not None and e.get("key_impl"):
             dtype = f"key<{e['key_impl']}>"
-        tensors.append(TensorInfo(
-            name=name,
-            path=tuple(e["path"]) if e else _foreign_path(name),
-            shape=shape if not (e and e.get("key_impl")) else tuple(e["key_shape"]),
-            dtype=dtype,
-            trainable=bool(e["trainable"]) if e else True,
-            metadata=e.get("metadata", {}) if e else {},
-            offsets=(int(lo), int(hi)),
-            key_impl=e.get("key_impl") if e else None,
-        ))
+        tensors.append(
+            TensorInfo(
+                name=name,
+                path=tuple(e["path"]) if e else _foreign_path(name),
+                shape=shape if not (e and e.get("key_impl")) else tuple(e["key_shape"]),
+                dtype=dtype,
+                trainable=bool(e["trainable"]) if e else True,
+                metadata=e.get("metadata", {}) if e else {},
+                offsets=(int(lo), int(hi)),
+                key_impl=e.get("key_impl") if e else None,
+            )
+        )
     tensors.sort(key=lambda t: t.offsets[0])
     return CheckpointHeader(file, meta.get("locked") == "true", tensors, data_start, is_blox)
 
@@ -144,7 +168,9 @@ def _foreign_path(name: str) -> Path:
 def _read_array(f, header: CheckpointHeader, t: TensorInfo) -> np.ndarray:
     f.seek(header.data_start + t.offsets[0])
     buf = f.read(t.nbytes)
-    code = next(k for k, v in _DTYPES.items() if np.dtype(v).name == (np.dtype("uint32").name if t.key_impl else t.dtype))
+    code = next(
+        k for k, v in _DTYPES.items() if np.dtype(v).name == (np.dtype("uint32").name if t.key_impl else t.dtype)
+    )
     stored_shape = tuple(json_shape for json_shape in t.shape)
     arr = np.frombuffer(buf, dtype=np.dtype(_DTYPES[code]).newbyteorder("<"))
     if t.key_impl:
@@ -253,7 +279,9 @@ def save(file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str]
         arr = np.asarray(jax.device_get(value))
         code = _CODES.get(arr.dtype)
         if code is None:
-            raise CheckpointError(f"{name}: dtype {arr.dtype} cannot be stored in safetensors (supported: {', '.join(_DTYPES)}).")
+            raise CheckpointError(
+                f"{name}: dtype {arr.dtype} cannot be stored in safetensors (supported: {', '.join(_DTYPES)})."
+            )
         raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
         header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
         offset += len(raw)
@@ -267,8 +295,12 @@ def save(file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str]
             entry["key_impl"] = key_impl
             entry["key_shape"] = key_shape
         entries.append(entry)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "locked": "true" if params.is_locked else "false",
-            "params": json.dumps(entries)}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "locked": "true" if params.is_locked else "false",
+        "params": json.dumps(entries),
+    }
     meta.update(metadata or {})
     header["__metadata__"] = meta
     head = json.dumps(header, separators=(",", ":")).encode("utf-8")

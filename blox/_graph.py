@@ -113,6 +113,9 @@ class Graph:
             )
         self._module = module
 
+    def _unbind(self) -> None:
+        self._module = None
+
     # --- traversal --------------------------------------------------------
     def nodes(self) -> Iterator[Graph]:
         """Yields this node and every descendant in creation order."""

@@ -60,14 +60,24 @@ class Linear(Module):
                 f"last), got a scalar of shape {jnp.shape(x)}. Add a feature axis: x[..., None]."
             )
         kernel, params = self.get_param(
-            params, "kernel", (x.shape[-1], self.output_size), self.kernel_init,
-            self.param_dtype, metadata=self.kernel_metadata, rng=self.rng,
+            params,
+            "kernel",
+            (x.shape[-1], self.output_size),
+            self.kernel_init,
+            self.param_dtype,
+            metadata=self.kernel_metadata,
+            rng=self.rng,
         )
         y = jnp.matmul(x, kernel, precision=self.precision)
         if self.use_bias:
             bias, params = self.get_param(
-                params, "bias", (self.output_size,), self.bias_init, self.param_dtype,
-                metadata=self.bias_metadata, rng=self.rng,
+                params,
+                "bias",
+                (self.output_size,),
+                self.bias_init,
+                self.param_dtype,
+                metadata=self.bias_metadata,
+                rng=self.rng,
             )
             y = y + lead(bias, y.ndim)
         return y, params
@@ -106,8 +116,13 @@ class Embed(Module):
 
     def _table(self, params: Params) -> tuple[jax.Array, Params]:
         return self.get_param(
-            params, "embedding", (self.num_embeddings, self.embedding_size), self.embedding_init,
-            self.param_dtype, metadata=self.metadata, rng=self.rng,
+            params,
+            "embedding",
+            (self.num_embeddings, self.embedding_size),
+            self.embedding_init,
+            self.param_dtype,
+            metadata=self.metadata,
+            rng=self.rng,
         )
 
     def __call__(self, params: Params, ids: jax.Array) -> tuple[jax.Array, Params]:

@@ -28,6 +28,10 @@ MSG_SHAPE = (
     "{where} ({type}): {name} exists with shape {got} but this call needs {want}; inputs "
     "changed width? Rebuild params or rename the layer."
 )
+MSG_NO_RNG = (
+    "{where} ({type}): the initializer of param {name!r} needs a PRNG key, but this module was "
+    "built without an rng. Pass rng=<a seeded bx.Rng> when constructing it, or use a constant initializer."
+)
 MSG_DTYPE = (
     "{where} ({type}): {name} exists with dtype {got} but this call needs {want}. Cast the "
     "stored params (jax.tree.map) or pass the matching dtype to the layer."
@@ -93,7 +97,15 @@ def _record_init(init: Callable) -> Callable:
             except TypeError:
                 config = {}
             self.__dict__["_config"] = config
-        init(self, *args, **kwargs)
+        try:
+            init(self, *args, **kwargs)
+        except BaseException:
+            # A constructor that fails (e.g. a bad rate) must not leave its node occupied,
+            # or the user's corrected retry would hit "node already holds ...".
+            graph = self.__dict__.get("graph")
+            if isinstance(graph, Graph) and graph.module is self:
+                graph._unbind()
+            raise
 
     return wrapper
 
@@ -210,10 +222,15 @@ class Module:
             raise LockedParamsError(MSG_LOCKED.format(**self._where(), name=name))
         if shape is None or init is None:
             raise ParamError(MSG_MISSING.format(**self._where(), name=name))
-        key = None
         if rng is not None:
             key, params = rng(params)
-        value = init(key, tuple(shape), dtype)
+            value = init(key, tuple(shape), dtype)
+        else:
+            # Constant initialisers (zeros, ones) need no key; random ones fail on None.
+            try:
+                value = init(None, tuple(shape), dtype)
+            except (TypeError, ValueError) as e:
+                raise ParamError(MSG_NO_RNG.format(**self._where(), name=name)) from e
         if tuple(value.shape) != tuple(shape):
             raise ParamError(
                 f"{path_str(self.path)} ({type(self).__name__}): init for {name!r} returned shape "
@@ -235,6 +252,7 @@ class Module:
         shape and dtype must not change. A new param needs unlocked Params.
         """
         path = self.param_path(name)
+        value = jnp.asarray(value)
         found = params.get(path)
         if found is None:
             if params.is_locked:
@@ -242,7 +260,9 @@ class Module:
             return params.set(path, Param(value, True if trainable is None else trainable, metadata))
         old = found.value
         if tuple(jnp.shape(value)) != tuple(old.shape):
-            raise ParamError(MSG_SHAPE.format(**self._where(), name=name, got=tuple(old.shape), want=tuple(jnp.shape(value))))
+            raise ParamError(
+                MSG_SHAPE.format(**self._where(), name=name, got=tuple(old.shape), want=tuple(jnp.shape(value)))
+            )
         if jnp.dtype(value.dtype) != jnp.dtype(old.dtype):
             raise ParamError(MSG_DTYPE.format(**self._where(), name=name, got=old.dtype, want=value.dtype))
         return params.set(

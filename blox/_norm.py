@@ -50,10 +50,14 @@ class LayerNorm(Module):
         y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
         features = (x.shape[-1],)
         if self.use_scale:
-            scale, params = self.get_param(params, "scale", features, self.scale_init, self.param_dtype, metadata=self.metadata)
+            scale, params = self.get_param(
+                params, "scale", features, self.scale_init, self.param_dtype, metadata=self.metadata
+            )
             y = y * lead(scale, y.ndim)
         if self.use_bias:
-            bias, params = self.get_param(params, "bias", features, self.bias_init, self.param_dtype, metadata=self.metadata)
+            bias, params = self.get_param(
+                params, "bias", features, self.bias_init, self.param_dtype, metadata=self.metadata
+            )
             y = y + lead(bias, y.ndim)
         return y, params
 
@@ -88,7 +92,9 @@ class RMSNorm(Module):
         ms = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
         y = x * jax.lax.rsqrt(ms + self.epsilon)
         if self.use_scale:
-            scale, params = self.get_param(params, "scale", (x.shape[-1],), self.scale_init, self.param_dtype, metadata=self.metadata)
+            scale, params = self.get_param(
+                params, "scale", (x.shape[-1],), self.scale_init, self.param_dtype, metadata=self.metadata
+            )
             y = y * lead(scale, y.ndim)
         return y, params
 
@@ -133,8 +139,12 @@ class BatchNorm(Module):
 
     def __call__(self, params: Params, x: jax.Array, *, is_training: bool) -> tuple[jax.Array, Params]:
         features = (x.shape[-1],)
-        ra_mean, params = self.get_param(params, "mean", features, jax.nn.initializers.zeros, self.param_dtype, trainable=False)
-        ra_var, params = self.get_param(params, "var", features, jax.nn.initializers.ones, self.param_dtype, trainable=False)
+        ra_mean, params = self.get_param(
+            params, "mean", features, jax.nn.initializers.zeros, self.param_dtype, trainable=False
+        )
+        ra_var, params = self.get_param(
+            params, "var", features, jax.nn.initializers.ones, self.param_dtype, trainable=False
+        )
         if is_training:
             axes = tuple(range(x.ndim - 1))
             mean = jnp.mean(x, axis=axes)

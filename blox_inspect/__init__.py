@@ -4,3 +4,5 @@ from ._errors import InspectError as InspectError
 from ._loading import LoadedModel as LoadedModel
 from ._loading import load_model as load_model
 from ._report import Report as Report
+from ._summary import summarize_loaded as summarize_loaded
+from ._summary import summary as summary

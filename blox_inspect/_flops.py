@@ -64,6 +64,7 @@ ZERO_COST = frozenset(
         "broadcast",
         "real",
         "imag",
+        "blox_tag",  # blox_inspect's identity marker of module inputs/outputs (see _trace.py)
     }
 )
 REDUCTIONS = frozenset(

@@ -100,6 +100,10 @@ class Edge:
     tensor: TensorSpec
     src_index: int = 0
     dst_index: int = 0
+    # 'out': an output of src; 'in': an input of src passed on inside it (src encloses dst).
+    src_port: str = "out"
+    # 'in': an input of dst; 'out': becomes an output of dst (dst encloses src).
+    dst_port: str = "in"
 
 
 @dataclass

@@ -68,7 +68,8 @@ def _normalise(argv: list[str]) -> list[str]:
     i = 0
     while i < len(argv) and argv[i] == "--debug":
         i += 1
-    if i < len(argv) and argv[i] not in COMMANDS and not argv[i].startswith("-"):
+    # A model file or a summary option (e.g. --load r.json) first means the default command.
+    if i < len(argv) and argv[i] not in COMMANDS and argv[i] not in ("-h", "--help"):
         argv.insert(i, DEFAULT_COMMAND)
     return argv
 

@@ -1,0 +1,395 @@
+"""Analysis tier: fill a Report (modules, params, FLOPs, edges, costs) from one abstract trace.
+
+Nothing is allocated: params are ``jax.ShapeDtypeStruct`` (from ``jax.eval_shape`` of
+the model's init, or from a checkpoint header), the forward pass is traced once with
+``jax.make_jaxpr``, and XLA's numbers come from ``jit(...).lower(...).compile()`` of
+that same jaxpr.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend import core as jcore
+
+import blox as bx
+from blox._paths import path_str
+
+from ._edges import compute_edges
+from ._errors import InspectError
+from ._flops import count_flops
+from ._loading import LoadedModel
+from ._report import CallInfo, ModuleInfo, ParamInfo, Report, TensorSpec, Totals
+from ._trace import Trace, abstractify, run_observed, spec_of, trace_forward
+
+Progress = Callable[[str], None]
+
+MSG_BAD_CHECKPOINT = (
+    "{file}: could not read the checkpoint header: {error}. Pass a file written by blox.save (safetensors)."
+)
+
+
+def summary(
+    model: bx.Module,
+    *inputs: Any,
+    params: bx.Params | None = None,
+    train: bool = False,
+    xla: bool = True,
+    **kwargs: Any,
+) -> Report:
+    """Summarises ``model(params, *inputs, **kwargs)`` without allocating anything.
+
+    Inputs may be arrays or ``jax.ShapeDtypeStruct``. ``params`` defaults to the
+    model's own (abstract) init. ``train=True`` adds train-step FLOPs; ``xla=False``
+    skips compiling (no XLA FLOPs or memory analysis). The keywords ``params``,
+    ``train`` and ``xla`` are the summary's own; every other keyword goes to the model.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, blox as bx, blox_inspect
+        >>> g = bx.Graph('net'); rng = bx.Rng(g / 'rng')
+        >>> mlp = bx.Sequential(g / 'mlp', [bx.Linear(g / 'mlp' / 'l1', 8, rng), jax.nn.relu])
+        >>> r = blox_inspect.summary(mlp, jax.ShapeDtypeStruct((2, 4), jnp.float32), xla=False)
+        >>> r.module('net/mlp/l1').params, r.totals.flops  # 4*8+8 params; 2*2*4*8 + bias + relu
+        (40, 160)
+    """
+    loaded = LoadedModel(model=model, inputs=tuple(inputs), kwargs=dict(kwargs), source=type(model).__name__)
+    return summarize_loaded(loaded, train=train, xla=xla, params=params)
+
+
+def summarize_loaded(
+    loaded: LoadedModel,
+    *,
+    train: bool = False,
+    params_file: str | None = None,
+    xla: bool = True,
+    params: bx.Params | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Report:
+    """Builds the full Report of a loaded model (the CLI's and other tools' entry point)."""
+    say = progress or (lambda _: None)
+    say("building abstract params")
+    if params is None:
+        if params_file:
+            params = _checkpoint_params(params_file)
+        else:
+            # Init runs the model too: its failures get the same module-level message.
+            params, _ = run_observed(loaded.abstract_params, seed)
+    params = abstractify(params)
+    say("tracing the forward pass")
+    trace = trace_forward(loaded.model, params, loaded.inputs, loaded.kwargs)
+    report = _build_report(loaded, params, trace)
+    report.abstract = True
+    if train:
+        say("tracing the train step")
+        _add_train_flops(report, loaded, params)
+    if xla:
+        say("compiling with XLA for cost and memory analysis")
+        _add_xla(report, trace)
+    report.totals.train_memory_estimate = train_memory_estimate(report, trace)
+    return report
+
+
+def _checkpoint_params(file: str) -> bx.Params:
+    if not os.path.exists(file):
+        raise InspectError(f"{file}: no such checkpoint file. Pass --params with a file written by blox.save.")
+    try:
+        return bx.load(file, abstract=True)
+    except bx.CheckpointError as e:
+        raise InspectError(str(e)) from e
+    except Exception as e:
+        raise InspectError(MSG_BAD_CHECKPOINT.format(file=file, error=f"{type(e).__name__}: {e}")) from e
+
+
+# --- modules, params, FLOPs -------------------------------------------------------
+
+
+def _tree_order(root: bx.Graph) -> list[bx.Graph]:
+    """Bound nodes depth-first, children in creation order (iterative: deep models are fine)."""
+    out = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.module is not None:
+            out.append(node)
+        stack.extend(reversed(list(node._children.values())))
+    return out
+
+
+def short(value: Any, limit: int = 48) -> str:
+    """A constructor argument as a short string: modules as their path, functions by name."""
+    if isinstance(value, bx.Module):
+        return value.scope_name
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(short(v, limit) for v in value)
+        text = f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    elif isinstance(value, (jax.Array, np.ndarray)) or hasattr(value, "shape") and hasattr(value, "dtype"):
+        text = str(spec_of(value))
+    elif callable(value):
+        text = getattr(value, "__name__", None) or type(value).__name__
+    elif isinstance(value, type) or isinstance(value, np.dtype):
+        text = getattr(value, "__name__", str(value))
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _config(module: bx.Module) -> dict[str, str]:
+    return {k: short(v) for k, v in module.config.items()}
+
+
+def itemsize(dtype: Any) -> int:
+    try:
+        return int(jnp.dtype(dtype).itemsize)
+    except TypeError:
+        return 8 if "key" in str(dtype) else 4
+
+
+def _param_infos(params: bx.Params) -> list[ParamInfo]:
+    out = []
+    for path, p in params.items():
+        v = p.value
+        size = int(np.prod(v.shape)) if v.shape else 1
+        out.append(
+            ParamInfo(
+                path=path_str(path),
+                module=path_str(path[:-1]),
+                name=path[-1],
+                shape=[int(d) for d in v.shape],
+                dtype=str(v.dtype),
+                size=size,
+                bytes=size * int(v.dtype.itemsize),
+                trainable=p.trainable,
+                metadata={k: short(m) for k, m in (p.metadata or {}).items()},
+            )
+        )
+    return out
+
+
+def _within(path: tuple, ancestor: tuple) -> bool:
+    return path[: len(ancestor)] == ancestor
+
+
+def _build_report(loaded: LoadedModel, params: bx.Params, trace: Trace) -> Report:
+    root = loaded.graph
+    nodes = _tree_order(root)
+    by_id = {id(n.module): n for n in nodes}
+    infos: dict[str, ModuleInfo] = {}
+    bound: dict[tuple, str] = {}
+    order: list[ModuleInfo] = []
+    for node in nodes:
+        path = node.path
+        parent, depth = None, 0
+        up = node.parent
+        while up is not None:
+            if up.module is not None:
+                parent = up.path_str if parent is None else parent
+                depth += 1
+            up = up.parent
+        info = ModuleInfo(
+            path=node.path_str,
+            path_tuple=list(path),
+            name=node.name,
+            type=type(node.module).__name__,
+            config=_config(node.module),
+            depth=depth,
+            parent=parent,
+            children=[],
+            calls=0,
+            call_info=[],
+            shared=False,
+        )
+        infos[info.path] = info
+        bound[path] = info.path
+        order.append(info)
+        if parent is not None:
+            infos[parent].children.append(info.path)
+
+    # Calls, callers, sharing.
+    callers: dict[str, set] = {}
+    site_paths: list[str] = []
+    for call in trace.calls:
+        node = by_id.get(id(call.module))
+        path = node.path_str if node is not None else call.module.scope_name
+        site_paths.append(path)
+        info = infos.get(path)
+        if info is None:
+            continue  # a module from another graph: its calls still count for edges
+        caller = call.caller.scope_name if call.caller is not None else None
+        info.calls += 1
+        info.call_info.append(CallInfo(inputs=call.inputs, outputs=call.outputs, method=call.method, caller=caller))
+        callers.setdefault(path, set()).add(caller)
+        if call.caller is not None and not _within(tuple(info.path_tuple), call.caller.path):
+            info.shared = True
+    for path, who in callers.items():
+        if len(who) > 1:
+            infos[path].shared = True
+
+    # Params: own, then subtree sums in one bottom-up pass (reverse tree order).
+    pinfos = _param_infos(params)
+    totals = Totals()
+    for p in pinfos:
+        totals.params += p.size
+        totals.param_bytes += p.bytes
+        if p.trainable:
+            totals.trainable_params += p.size
+        totals.params_by_dtype[p.dtype] = totals.params_by_dtype.get(p.dtype, 0) + p.size
+        totals.bytes_by_dtype[p.dtype] = totals.bytes_by_dtype.get(p.dtype, 0) + p.bytes
+        owner = _owner(params_path_tuple(p), bound)
+        if owner is None:
+            continue
+        m = infos[owner]
+        m.params_own += p.size
+        m.param_bytes_own += p.bytes
+        m.trainable_params_own += p.size if p.trainable else 0
+        m.param_paths.append(p.path)
+    totals.non_trainable_params = totals.params - totals.trainable_params
+
+    count = count_flops(trace.jaxpr, infos.keys())
+    for path, f in count.by_scope.items():
+        if path in infos:
+            infos[path].flops_own = f
+    totals.flops = count.total
+    for info in order:
+        info.params = info.params_own
+        info.trainable_params = info.trainable_params_own
+        info.param_bytes = info.param_bytes_own
+        info.flops = info.flops_own
+    for info in reversed(order):
+        if info.parent is not None:
+            up = infos[info.parent]
+            up.params += info.params
+            up.trainable_params += info.trainable_params
+            up.param_bytes += info.param_bytes
+            up.flops += info.flops
+
+    notes = []
+    if count.dynamic_loops:
+        where = sorted({s or "(top level)" for s in count.dynamic_loops})
+        notes.append(
+            "dynamic while_loop(s) in " + ", ".join(where) + ": their body is counted once (no static trip count)."
+        )
+    if count.by_scope.get("", 0):
+        notes.append(f"{count.by_scope['']:,} FLOPs run outside every module (counted in the total only).")
+
+    return Report(
+        model=loaded.source,
+        root=root.name,
+        inputs=[spec_of(x) for x in jax.tree.leaves(loaded.abstract_inputs())],
+        kwargs={k: short(v) for k, v in loaded.kwargs.items()},
+        totals=totals,
+        modules=order,
+        params=pinfos,
+        edges=compute_edges(trace, site_paths),
+        outputs=list(trace.out_specs),
+        notes=notes,
+    )
+
+
+def params_path_tuple(p: ParamInfo) -> tuple:
+    return tuple(bx.parse_path(p.module))
+
+
+def _owner(path: tuple, bound: dict[tuple, str]) -> str | None:
+    """The nearest bound module at or above ``path``."""
+    while path:
+        if path in bound:
+            return bound[path]
+        path = path[:-1]
+    return None
+
+
+# --- train step, XLA, memory --------------------------------------------------------
+
+
+def _add_train_flops(report: Report, loaded: LoadedModel, params: bx.Params) -> None:
+    from ._train import make_train_step
+
+    ts = make_train_step(loaded)
+    try:
+        jaxpr = jax.make_jaxpr(ts.step)(*ts.abstract_args(loaded, params))
+    except InspectError:
+        raise
+    except Exception as e:
+        raise InspectError(f"tracing the train step failed: {type(e).__name__}: {e}") from e
+    infos = {m.path: m for m in report.modules}
+    count = count_flops(jaxpr, infos.keys())
+    report.totals.flops_train = count.total
+    for m in report.modules:
+        m.flops_train_own = count.by_scope.get(m.path, 0)
+        m.flops_train = m.flops_train_own
+    for m in reversed(report.modules):
+        if m.parent is not None:
+            infos[m.parent].flops_train += m.flops_train
+
+
+def _add_xla(report: Report, trace: Trace) -> None:
+    avals = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in trace.jaxpr.in_avals]
+    try:
+        compiled = jax.jit(jcore.jaxpr_as_fun(trace.jaxpr)).lower(*avals).compile()
+    except Exception as e:  # XLA numbers are extra: keep the report, say why they are missing
+        report.notes.append(f"XLA compile failed, so flops_xla and memory are missing: {type(e).__name__}: {e}")
+        return
+    cost = compiled.cost_analysis()
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else {}
+    if cost and "flops" in cost:
+        report.totals.flops_xla = int(cost["flops"])
+    report.totals.memory = memory_stats(compiled)
+
+
+def memory_stats(compiled: Any) -> dict[str, int]:
+    """argument/output/alias/temp/peak bytes of a compiled program.
+
+    When the backend reports no peak (CPU reports 0), peak is computed as
+    ``argument + output - alias + temp``: every buffer live at once, the upper bound.
+    """
+    m = compiled.memory_analysis()
+    if m is None:
+        return {}
+    out = {
+        "argument": int(m.argument_size_in_bytes),
+        "output": int(m.output_size_in_bytes),
+        "alias": int(m.alias_size_in_bytes),
+        "temp": int(m.temp_size_in_bytes),
+        "generated_code": int(m.generated_code_size_in_bytes),
+    }
+    peak = int(getattr(m, "peak_memory_in_bytes", 0) or 0)
+    out["peak"] = peak or out["argument"] + out["output"] - out["alias"] + out["temp"]
+    return out
+
+
+def tensor_bytes(t: TensorSpec) -> int:
+    return int(np.prod(t.shape)) * itemsize(t.dtype) if t.shape else itemsize(t.dtype)
+
+
+def train_memory_estimate(report: Report, trace: Trace | None = None) -> dict[str, int]:
+    """Bytes to train with Adam: params + grads + 2 moments + activations.
+
+    ``grads`` and each Adam moment are the size of the trainable params; ``activations``
+    is the sum of the outputs of every call of a leaf module (one that calls no other
+    module) plus the model's inputs: what the backward pass keeps alive without
+    rematerialisation. Calls inside ``scan`` are traced once, so count once here.
+    """
+    t = report.totals
+    trainable_bytes = sum(p.bytes for p in report.params if p.trainable)
+    callers = {c.caller for m in report.modules for c in m.call_info}
+    acts = sum(tensor_bytes(x) for x in report.inputs)
+    for m in report.modules:
+        if m.path in callers:
+            continue
+        for c in m.call_info:
+            acts += sum(tensor_bytes(x) for x in c.outputs)
+    out = {
+        "params": t.param_bytes,
+        "grads": trainable_bytes,
+        "optimizer": 2 * trainable_bytes,
+        "activations": acts,
+    }
+    out["total"] = sum(out.values())
+    return out

@@ -1,0 +1,235 @@
+"""Analysis tier: one abstract trace of a model's forward pass, observing every module call.
+
+While ``jax.make_jaxpr`` traces the forward pass, ``blox._module._call_module`` is
+temporarily replaced (restored in ``finally``) by an observer that records, per
+call, the module, method, caller and input/output shapes, and wraps each array
+input and output in an identity *tag* primitive. The tags survive into the jaxpr
+and make dataflow between modules visible even through plain-JAX code in
+between (see :mod:`blox_inspect._edges`). Tags cost nothing: they lower to their
+operand and the FLOP counter gives them zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import numpy as np
+from jax.extend import core as jcore
+from jax.interpreters import ad, batching, mlir
+
+import blox as bx
+from blox import _module
+
+from ._errors import InspectError
+from ._report import TensorSpec
+
+TAG_NAME = "blox_tag"
+
+MSG_MODEL_FAILED = (
+    "{path} ({type}{method}) failed while tracing the forward pass.\n"
+    "  inputs that flowed into it: {inputs}\n"
+    "  error: {error}: {message}\n"
+    "Check the shapes this module receives (the model's inputs, or the module before it). "
+    "Run with --debug for the full traceback."
+)
+MSG_OUTSIDE_MODULES = (
+    "the forward pass failed outside every module ({error}: {message}). Check the code between "
+    "module calls and the model's inputs. Run with --debug for the full traceback."
+)
+
+# --- the tag primitive ---------------------------------------------------------
+
+tag_p = jcore.Primitive(TAG_NAME)
+tag_p.def_impl(lambda x, **_: x)
+tag_p.def_abstract_eval(lambda x, **_: x)
+mlir.register_lowering(tag_p, lambda ctx, x, **_: [x])
+
+
+def _tag_batch(args, dims, **params):
+    return tag_p.bind(args[0], **params), dims[0]
+
+
+def _tag_jvp(primals, tangents, **params):
+    # Tangents pass through untagged: only the primal dataflow is of interest.
+    return tag_p.bind(primals[0], **params), tangents[0]
+
+
+batching.primitive_batchers[tag_p] = _tag_batch
+ad.primitive_jvps[tag_p] = _tag_jvp
+ad.primitive_transposes[tag_p] = lambda ct, x, **_: [ct]
+
+
+def tag(x: Any, site: int, kind: str, index: int) -> Any:
+    """Marks ``x`` as input (``kind='in'``) or output (``'out'``) ``index`` of call ``site``."""
+    return tag_p.bind(x, site=site, kind=kind, index=index)
+
+
+def _taggable(x: Any) -> bool:
+    dtype = getattr(x, "dtype", None)
+    if dtype is None or not isinstance(x, jax.Array):
+        return False
+    # Typed PRNG keys have extended dtypes; leave them alone.
+    return not jax.dtypes.issubdtype(dtype, jax.dtypes.extended)
+
+
+def spec_of(x: Any) -> TensorSpec:
+    return TensorSpec(shape=[int(d) for d in np.shape(x)], dtype=str(x.dtype))
+
+
+# --- recording -----------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One observed module call (a *site*: its tags carry ``site=index``)."""
+
+    module: bx.Module
+    method: str
+    caller: bx.Module | None
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec] = field(default_factory=list)
+
+
+@dataclass
+class Trace:
+    """What one traced forward pass saw."""
+
+    jaxpr: Any  # ClosedJaxpr with tags; flat args = param leaves, then input leaves
+    n_param_leaves: int
+    calls: list[Call]
+    out_specs: list[TensorSpec]
+    out_tree: Any
+
+
+def _is_params(x: Any) -> bool:
+    return isinstance(x, bx.Params)
+
+
+def _map_arrays(tree: Any, fn) -> Any:
+    """Applies ``fn(i, leaf)`` to every taggable array leaf (Params are skipped)."""
+    leaves, treedef = jax.tree.flatten(tree, is_leaf=_is_params)
+    count = 0
+    out = []
+    for leaf in leaves:
+        if _is_array(leaf):
+            # Indices count every array (PRNG keys too) so they match the recorded specs.
+            out.append(fn(count, leaf) if _taggable(leaf) else leaf)
+            count += 1
+        else:
+            out.append(leaf)
+    return jax.tree.unflatten(treedef, out)
+
+
+def _is_array(x: Any) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype") and not _is_params(x)
+
+
+def _array_specs(tree: Any) -> list[TensorSpec]:
+    leaves = jax.tree.leaves(tree, is_leaf=_is_params)
+    return [spec_of(x) for x in leaves if _is_array(x)]
+
+
+class _Observer:
+    def __init__(self, original):
+        self.original = original
+        self.calls: list[Call] = []
+        self.stack: list[bx.Module] = []
+        self.failure: tuple[Call, BaseException] | None = None
+
+    def __call__(self, module, method, params, args, kwargs):
+        if module._active:  # super().__call__ inside a subclass: the same call
+            return self.original(module, method, params, args, kwargs)
+        site = len(self.calls)
+        call = Call(
+            module=module,
+            method=method.__name__,
+            caller=self.stack[-1] if self.stack else None,
+            inputs=_array_specs((args, kwargs)),
+        )
+        self.calls.append(call)
+        args, kwargs = _map_arrays((args, kwargs), lambda i, x: tag(x, site, "in", i))
+        self.stack.append(module)
+        try:
+            out = self.original(module, method, params, args, kwargs)
+        except BaseException as e:
+            if self.failure is None:  # the innermost module sees the exception first
+                self.failure = (call, e)
+            raise
+        finally:
+            self.stack.pop()
+        if isinstance(out, tuple) and len(out) == 2 and _is_params(out[1]):
+            value = _map_arrays(out[0], lambda i, x: tag(x, site, "out", i))
+            call.outputs = _array_specs(value)
+            return value, out[1]
+        out = _map_arrays(out, lambda i, x: tag(x, site, "out", i))
+        call.outputs = _array_specs(out)
+        return out
+
+
+def abstractify(tree: Any) -> Any:
+    """Every array leaf -> ``jax.ShapeDtypeStruct`` (Params keep their structure)."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
+
+
+def run_observed(fn, *args: Any) -> tuple[Any, _Observer]:
+    """Runs ``fn(*args)`` with module calls observed; model failures become InspectErrors.
+
+    The hook is restored in ``finally``, so it never outlives this call, even when the
+    user's code raises.
+    """
+    observer = _Observer(_module._call_module)
+    _module._call_module = observer
+    try:
+        return fn(*args), observer
+    except InspectError:
+        raise
+    except Exception as e:
+        raise _model_error(observer.failure, e) from e
+    finally:
+        _module._call_module = observer.original
+
+
+def trace_forward(model: bx.Module, params: bx.Params, inputs: tuple, kwargs: dict) -> Trace:
+    """Traces ``model(params, *inputs, **kwargs)`` once with ``jax.make_jaxpr``, observing module calls.
+
+    ``params`` and ``inputs`` may be abstract (``jax.ShapeDtypeStruct`` leaves). A failure
+    inside the model becomes an :class:`InspectError` naming the innermost module.
+    """
+    params = abstractify(params)
+    inputs = abstractify(tuple(inputs))
+
+    def forward(params, *inputs):
+        out, _ = model(params, *inputs, **kwargs)
+        return out
+
+    (jaxpr, out_shape), observer = run_observed(jax.make_jaxpr(forward, return_shape=True), params, *inputs)
+    out_leaves, out_tree = jax.tree.flatten(out_shape)
+    return Trace(
+        jaxpr=jaxpr,
+        n_param_leaves=len(jax.tree.leaves(params)),
+        calls=observer.calls,
+        out_specs=[spec_of(x) for x in out_leaves],
+        out_tree=out_tree,
+    )
+
+
+def _model_error(failure: tuple[Call, BaseException] | None, e: BaseException) -> InspectError:
+    message = str(e).strip()
+    if len(message) > 800:
+        message = message[:800] + " ..."
+    if failure is None:
+        return InspectError(MSG_OUTSIDE_MODULES.format(error=type(e).__name__, message=message))
+    call, _ = failure
+    method = "" if call.method == "__call__" else f".{call.method}"
+    return InspectError(
+        MSG_MODEL_FAILED.format(
+            path=call.module.scope_name,
+            type=type(call.module).__name__,
+            method=method,
+            inputs=", ".join(map(str, call.inputs)) or "(no arrays)",
+            error=type(e).__name__,
+            message=message,
+        )
+    )

@@ -1,0 +1,130 @@
+"""`blox-inspect [summary] model.py[:factory]`: per-module shapes, params and FLOPs."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+from typing import Any
+
+from .._errors import BudgetExceeded, InspectError
+
+HELP = "per-module shapes, parameters and FLOPs (the default command)"
+FORMATS = ("table", "json", "markdown", "csv")
+_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12, "P": 10**15}
+
+MSG_BUDGET = (
+    "{what} budget exceeded: the model has {got} {unit}, but {flag} allows {limit}. Shrink the model or raise {flag}."
+)
+
+
+def parse_count(text: str) -> int:
+    """'1e9', '7B', '100M', '12.5k', '1_000' -> int."""
+    m = re.fullmatch(r"\s*([0-9][0-9_]*(?:\.[0-9]*)?(?:e[0-9]+)?)\s*([kKmMbBgGtTpP]?)\s*", str(text))
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a count such as 1000000, 1e9, 7B, 100M or 12K; got {text!r}")
+    return int(round(float(m.group(1).replace("_", "")) * _SUFFIX[m.group(2).upper()]))
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("summary", help=HELP, description=HELP)
+    p.add_argument("model", nargs="?", help="model file, optionally with :factory (default factory: build)")
+    p.add_argument("--params", metavar="CKPT", help="use a checkpoint's shapes and dtypes (reads its header only)")
+    p.add_argument("--train", action="store_true", help="add train-step (forward + backward + Adam) FLOPs")
+    p.add_argument("--depth", type=int, metavar="N", help="show N levels of modules; deeper ones fold into parents")
+    p.add_argument(
+        "--fold",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fold >= 3 identical consecutive sibling blocks into one row marked xN (default: on)",
+    )
+    p.add_argument("--format", choices=FORMATS, help="output format (default: from -o's extension, else table)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    p.add_argument("--load", metavar="REPORT_JSON", help="re-render a saved JSON report without tracing")
+    p.add_argument("--max-params", type=parse_count, metavar="N", help="fail (exit 1) when params exceed N (1e9, 7B)")
+    p.add_argument("--max-flops", type=parse_count, metavar="N", help="fail (exit 1) when forward FLOPs exceed N")
+    p.add_argument("--seed", type=int, default=0, help="seed for the abstract init (default 0)")
+    p.add_argument(
+        "--no-xla",
+        dest="xla",
+        action="store_false",
+        help="skip compiling (no XLA FLOP count or memory analysis): faster for huge models",
+    )
+    p.add_argument("--debug", dest="debug_sub", action="store_true", help="show full tracebacks for errors")
+    p.set_defaults(run=run)
+
+
+@contextlib.contextmanager
+def progress():
+    """A rich spinner on stderr when it is a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda _: None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status("blox-inspect: starting") as status:
+        yield lambda text: status.update(f"blox-inspect: {text}")
+
+
+def load_report(path: str):
+    from .._report import Report
+
+    if not os.path.exists(path):
+        raise InspectError(f"{path}: no such report file. Save one with --format json -o FILE.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return Report.from_json(f.read())
+    except InspectError:
+        raise
+    except Exception as e:
+        raise InspectError(f"{path}: not a blox-inspect JSON report ({type(e).__name__}: {e}).") from e
+
+
+def check_budgets(report, max_params: int | None, max_flops: int | None) -> None:
+    from ..renderers._rows import both
+
+    t = report.totals
+    if max_params is not None and t.params > max_params:
+        raise BudgetExceeded(
+            MSG_BUDGET.format(
+                what="parameter", got=both(t.params), unit="params", flag="--max-params", limit=both(max_params)
+            )
+        )
+    if max_flops is not None and t.flops > max_flops:
+        raise BudgetExceeded(
+            MSG_BUDGET.format(
+                what="FLOP", got=both(t.flops), unit="forward FLOPs", flag="--max-flops", limit=both(max_flops)
+            )
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._output import write_output
+    from ..renderers import guess_format, render
+
+    if args.load:
+        if args.model:
+            raise InspectError("pass either a model file or --load REPORT_JSON, not both.")
+        report = load_report(args.load)
+    else:
+        if not args.model:
+            raise InspectError(
+                "missing the model file: blox-inspect summary model.py[:factory] (or --load report.json)."
+            )
+        from .._loading import load_model
+        from .._summary import summarize_loaded
+
+        with progress() as say:
+            say("loading the model file")
+            loaded = load_model(args.model)
+            report = summarize_loaded(
+                loaded, train=args.train, params_file=args.params, xla=args.xla, seed=args.seed, progress=say
+            )
+    fmt = args.format or guess_format(args.output)
+    text = render(report, fmt, depth=args.depth, fold=args.fold)
+    write_output(text, args.output)
+    check_budgets(report, args.max_params, args.max_flops)
+    return 0

@@ -1,0 +1,185 @@
+"""The rows a summary shows: depth limit and ×N folding of repeated blocks, from a Report only.
+
+Every row's numbers include the module's children, so hiding deeper modules
+(``depth``) never changes a total. Runs of >= ``FOLD_MIN`` consecutive siblings
+whose subtrees are identical (type, config, param shapes, call shapes) become
+one group: the first block's rows, marked ``×N``, with per-block numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._report import ModuleInfo, Report
+
+FOLD_MIN = 3
+
+
+@dataclass
+class Row:
+    module: ModuleInfo
+    level: int  # indentation level in the shown tree
+    repeat: int = 1  # ×N for a folded group's head row
+    last_name: str | None = None  # name of the last block of a folded group
+
+    @property
+    def label(self) -> str:
+        name = self.module.name
+        if self.repeat > 1:
+            return f"{name}…{self.last_name} ×{self.repeat}"
+        return name
+
+
+def _signatures(report: Report) -> dict[str, tuple]:
+    """A structural signature per module, computed bottom-up in one pass."""
+    by_path = {m.path: m for m in report.modules}
+    sig: dict[str, tuple] = {}
+    own_params: dict[str, list] = {}
+    for p in report.params:
+        own_params.setdefault(p.module, []).append((p.name, tuple(p.shape), p.dtype, p.trainable))
+    for m in reversed(report.modules):
+        prefix = m.path + "/"
+        config = tuple(sorted((k, v[len(m.path) :] if v.startswith(prefix) else v) for k, v in m.config.items()))
+        calls = tuple(
+            (c.method, tuple(str(t) for t in c.inputs), tuple(str(t) for t in c.outputs)) for c in m.call_info
+        )
+        children = tuple(sig[c] for c in m.children if c in by_path)
+        sig[m.path] = (m.type, config, tuple(sorted(own_params.get(m.path, ()))), calls, children, m.shared)
+    return sig
+
+
+def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Row]:
+    """The rows to show, in tree order; ``depth=N`` shows N levels of modules (top level = 1)."""
+    by_path = {m.path: m for m in report.modules}
+    sig = _signatures(report) if fold else {}
+    out: list[Row] = []
+    tops = [m for m in report.modules if m.parent is None]
+
+    def visit(siblings: list[ModuleInfo], level: int) -> None:
+        i = 0
+        while i < len(siblings):
+            m = siblings[i]
+            run = 1
+            if fold:
+                while i + run < len(siblings) and sig[siblings[i + run].path] == sig[m.path]:
+                    run += 1
+            if run < FOLD_MIN:
+                run = 1
+            out.append(Row(m, level, run, siblings[i + run - 1].name if run > 1 else None))
+            if depth is None or m.depth + 1 < depth:
+                visit([by_path[c] for c in m.children], level + 1)
+            i += run
+
+    visit(tops, 0)
+    return out
+
+
+def human(n: float | int | None, unit: str = "") -> str:
+    """124439808 -> '124.4M'; with unit 'FLOP' -> '1.2 GFLOP'; bytes with unit 'B' -> '497.8 MiB'."""
+    if n is None:
+        return "-"
+    if unit == "B":
+        value = float(n)
+        for suffix in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+            if abs(value) < 1024 or suffix == "PiB":
+                return f"{int(value)} B" if suffix == "B" else f"{value:.1f} {suffix}"
+            value /= 1024
+    value = float(n)
+    for suffix in ("", "K", "M", "G", "T", "P", "E"):
+        if abs(value) < 1000 or suffix == "E":
+            if suffix == "":
+                text = f"{int(n):,}" if float(n).is_integer() else f"{value:.1f}"
+                return f"{text} {unit}".rstrip() if unit else text
+            return f"{value:.1f} {suffix}{unit}" if unit else f"{value:.1f}{suffix}"
+        value /= 1000
+    return str(n)
+
+
+def shapes(m: ModuleInfo) -> str:
+    """'f32[4,16] -> f32[4,32]' for the first call (all calls when they differ)."""
+    if not m.call_info:
+        return ""
+    parts = []
+    seen = set()
+    for c in m.call_info:
+        text = f"{', '.join(_short(t) for t in c.inputs)} -> {', '.join(_short(t) for t in c.outputs)}"
+        if text not in seen:
+            seen.add(text)
+            parts.append(text)
+    if len(parts) > 2:
+        parts = parts[:2] + [f"(+{len(parts) - 2} more)"]
+    return "; ".join(parts)
+
+
+_DTYPES = {
+    "float32": "f32",
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "float64": "f64",
+    "int32": "i32",
+    "int64": "i64",
+    "uint32": "u32",
+    "int8": "i8",
+    "uint8": "u8",
+    "bool": "bool",
+}
+
+
+def _short(t) -> str:
+    return f"{_DTYPES.get(t.dtype, t.dtype)}[{','.join(map(str, t.shape))}]"
+
+
+def type_label(m: ModuleInfo, limit: int = 60) -> str:
+    cfg = ", ".join(f"{k}={v}" for k, v in m.config.items())
+    text = f"{m.type}({cfg})" if cfg else m.type
+    if len(text) > limit:
+        text = text[: limit - 2] + "…)"
+    return text + (" [shared]" if m.shared else "")
+
+
+def percent(part: int, total: int) -> str:
+    return f"{100.0 * part / total:.1f}%" if total else "-"
+
+
+def both(n: int) -> str:
+    short, exact = human(n), f"{n:,}"
+    return exact if short == exact else f"{short} ({exact})"
+
+
+def totals_items(report: Report) -> list[tuple[str, str]]:
+    """(label, human value) pairs of the totals block, shared by the table and markdown renderers."""
+    t = report.totals
+    items = [
+        ("Parameters", both(t.params)),
+        ("Trainable", both(t.trainable_params)),
+        ("Non-trainable", both(t.non_trainable_params)),
+        ("Parameter bytes", human(t.param_bytes, "B")),
+    ]
+    for dtype, n in sorted(t.params_by_dtype.items()):
+        items.append((f"  {dtype}", f"{human(n)} params, {human(t.bytes_by_dtype.get(dtype, 0), 'B')}"))
+    items.append(("Forward FLOPs (one call)", human(t.flops, "FLOP")))
+    if t.flops_xla is not None:
+        items.append(("Forward FLOPs (XLA)", human(t.flops_xla, "FLOP")))
+    if t.flops_train is not None:
+        items.append(("Train-step FLOPs", human(t.flops_train, "FLOP")))
+    if t.memory:
+        mem = t.memory
+        items.append(
+            (
+                "Compiled forward memory",
+                f"peak {human(mem.get('peak'), 'B')} (arguments {human(mem.get('argument'), 'B')}, outputs "
+                f"{human(mem.get('output'), 'B')}, aliased {human(mem.get('alias'), 'B')}, temp "
+                f"{human(mem.get('temp'), 'B')})",
+            )
+        )
+    if t.train_memory_estimate:
+        e = t.train_memory_estimate
+        items.append(
+            (
+                "Training memory (Adam, est.)",
+                f"{human(e.get('total'), 'B')} = params {human(e.get('params'), 'B')} + grads "
+                f"{human(e.get('grads'), 'B')} + moments {human(e.get('optimizer'), 'B')} + activations "
+                f"{human(e.get('activations'), 'B')}",
+            )
+        )
+    return items

@@ -1,0 +1,57 @@
+"""One CSV row per shown module, with exact integers (no human units)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from .._report import Report
+from ._rows import rows
+
+COLUMNS = [
+    "path",
+    "type",
+    "depth",
+    "repeat",
+    "calls",
+    "shared",
+    "inputs",
+    "outputs",
+    "params",
+    "params_own",
+    "trainable_params",
+    "non_trainable_params",
+    "param_bytes",
+    "flops",
+    "flops_own",
+    "flops_train",
+]
+
+
+def render(report: Report, depth: int | None = None, fold: bool = False, **_) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for row in rows(report, depth, fold):
+        m = row.module
+        w.writerow(
+            [
+                m.path,
+                m.type,
+                m.depth,
+                row.repeat,
+                m.calls,
+                m.shared,
+                " ".join(map(str, m.inputs)),
+                " ".join(map(str, m.outputs)),
+                m.params,
+                m.params_own,
+                m.trainable_params,
+                m.params - m.trainable_params,
+                m.param_bytes,
+                m.flops,
+                m.flops_own,
+                m.flops_train,
+            ]
+        )
+    return buf.getvalue()

@@ -1,0 +1,68 @@
+"""The terminal table: a rich Table of modules plus a totals block."""
+
+from __future__ import annotations
+
+import io
+
+from .._report import Report
+from ._rows import human, percent, rows, shapes, totals_items, type_label
+
+
+def render_rich(report: Report, depth: int | None = None, fold: bool = True):
+    """A rich renderable (a Group of the module table, the totals and any notes)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    train = report.totals.flops_train is not None
+    table = Table(title=f"{report.model}", title_justify="left", show_lines=False, pad_edge=False)
+    table.add_column("Module", no_wrap=True)
+    table.add_column("Type")
+    table.add_column("Input -> Output")
+    table.add_column("Params", justify="right")
+    table.add_column("%", justify="right")
+    table.add_column("Non-train.", justify="right")
+    table.add_column("Bytes", justify="right")
+    table.add_column("FLOPs", justify="right")
+    if train:
+        table.add_column("Train FLOPs", justify="right")
+    total = report.totals.params
+    for row in rows(report, depth, fold):
+        m = row.module
+        label = Text("  " * row.level + row.label, style="bold" if row.repeat > 1 else "")
+        cells = [
+            label,
+            type_label(m),
+            shapes(m),
+            human(m.params) if m.params else "",
+            percent(m.params, total) if m.params else "",
+            human(m.params - m.trainable_params) if m.params - m.trainable_params else "",
+            human(m.param_bytes, "B") if m.param_bytes else "",
+            human(m.flops) if m.flops else "",
+        ]
+        if train:
+            cells.append(human(m.flops_train) if m.flops_train else "")
+        table.add_row(*cells)
+    totals = Table.grid(padding=(0, 2))
+    totals.add_column(style="bold")
+    totals.add_column()
+    for label, value in totals_items(report):
+        totals.add_row(label, value)
+    parts = [table, totals]
+    if report.notes:
+        parts.append(Text("\n".join(f"note: {n}" for n in report.notes), style="yellow"))
+    return Group(*parts)
+
+
+def render_text(report: Report, depth: int | None = None, fold: bool = True, width: int = 160) -> str:
+    """The table as plain text (no colour), e.g. for ``print(report)`` or ``-o summary.txt``."""
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, color_system=None, force_terminal=False, legacy_windows=False)
+    console.print(render_rich(report, depth, fold))
+    return buf.getvalue()
+
+
+def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:
+    return render_text(report, depth, fold)

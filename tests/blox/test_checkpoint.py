@@ -1,0 +1,177 @@
+import json
+import os
+import struct
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+
+import blox as bx
+from blox._checkpoint import read_header
+
+
+def _model():
+    graph = bx.Graph("net")
+    rng = bx.Rng(graph / "rng")
+    node = graph / "mlp"
+    mlp = bx.Sequential(
+        node,
+        [
+            bx.Linear(node / "l/1", 4, rng, kernel_metadata={"sharding": (None, "model"), "note": "ü"}),
+            bx.BatchNorm(node / "bn"),
+        ],
+    )
+    return rng, mlp
+
+
+def _params():
+    rng, mlp = _model()
+    _, params = jax.jit(lambda x: mlp(rng.seed(bx.Params(), 0), x, is_training=True))(jnp.ones((2, 3)))
+    return params.set(("net", "extra", "half"), bx.Param(jnp.arange(3, dtype=jnp.bfloat16), trainable=False))
+
+
+def _same(a: bx.Params, b: bx.Params):
+    assert list(a) == list(b) and a.is_locked == b.is_locked
+    for path in a:
+        pa, pb = a[path], b[path]
+        assert (pa.trainable, pa.metadata) == (pb.trainable, pb.metadata), path
+        assert pa.value.dtype == pb.value.dtype and pa.value.shape == pb.value.shape, path
+        va, vb = pa.value, pb.value
+        if jnp.issubdtype(va.dtype, jax.dtypes.prng_key):
+            va, vb = jax.random.key_data(va), jax.random.key_data(vb)
+        np.testing.assert_array_equal(np.asarray(va), np.asarray(vb))
+
+
+def test_round_trip_is_exact(tmp_path):
+    params = _params().locked()
+    file = tmp_path / "model.safetensors"
+    bx.save(file, params)
+    loaded = bx.load(file)
+    _same(params, loaded)
+    assert loaded["net/rng/seed"].value.dtype == params["net/rng/seed"].value.dtype
+    assert loaded["net/extra/half"].value.dtype == ml_dtypes.bfloat16
+    assert loaded["net/mlp/l\\/1/kernel"].sharding == (None, "model")
+    _same(params.unlocked(), (bx.save(file, params.unlocked()), bx.load(file))[1])
+
+
+def test_loaded_params_continue_the_rng_stream(tmp_path):
+    rng, _ = _model()
+    params = rng.seed(bx.Params(), 4)
+    _, params = rng(params)
+    bx.save(tmp_path / "r.safetensors", params)
+    loaded = bx.load(tmp_path / "r.safetensors")
+    np.testing.assert_array_equal(jax.random.key_data(rng(params)[0]), jax.random.key_data(rng(loaded)[0]))
+
+
+def test_file_is_standard_safetensors_read_without_pickle(tmp_path):
+    from safetensors.numpy import load_file
+
+    params = _params()
+    file = tmp_path / "model.safetensors"
+    bx.save(file, params)
+    tensors = load_file(str(file))
+    np.testing.assert_array_equal(tensors["net/mlp/l\\/1/kernel"], params["net/mlp/l\\/1/kernel"].value)
+    header = read_header(file)
+    assert header.is_blox and not header.locked
+    kernel = next(t for t in header.tensors if t.path == ("net", "mlp", "l/1", "kernel"))
+    assert kernel.shape == (3, 4) and kernel.dtype == "float32" and kernel.trainable
+
+
+def test_foreign_safetensors_files_load_as_trainable_params(tmp_path):
+    from safetensors.numpy import save_file
+
+    file = tmp_path / "foreign.safetensors"
+    save_file({"encoder.layer.weight": np.ones((2, 2), np.float32)}, str(file))
+    params = bx.load(file)
+    assert list(params) == [("encoder", "layer", "weight")] and params["encoder/layer/weight"].trainable
+
+
+def test_abstract_load_and_like(tmp_path):
+    rng, mlp = _model()
+
+    def init(x):
+        return mlp(rng.seed(bx.Params(), 0), x, is_training=True)[1]
+
+    abstract = jax.eval_shape(init, jnp.ones((2, 3)))
+    file = tmp_path / "m.safetensors"
+    bx.save(file, jax.jit(init)(jnp.ones((2, 3))))
+    structure = bx.load(file, abstract=True)
+    assert isinstance(structure["net/mlp/bn/mean"].value, jax.ShapeDtypeStruct)
+    assert structure["net/rng/seed"].value.dtype == abstract["net/rng/seed"].value.dtype
+    assert len(bx.load(file, like=abstract)) == len(abstract)
+
+
+def test_load_into_a_model_that_disagrees_is_an_error(tmp_path):
+    rng, mlp = _model()
+    file = tmp_path / "m.safetensors"
+    bx.save(file, jax.jit(lambda x: mlp(rng.seed(bx.Params(), 0), x, is_training=True)[1])(jnp.ones((2, 3))))
+    wider = jax.eval_shape(lambda x: mlp(rng.seed(bx.Params(), 0), x, is_training=True)[1], jnp.ones((2, 5)))
+    with pytest.raises(
+        bx.CheckpointError,
+        match=r"(?s)m.safetensors: does not match the model\.\n  net/mlp/l\\/1/kernel: checkpoint has float32\[3, 4\], model needs float32\[5, 4\].*same graph names and sizes",
+    ):
+        bx.load(file, like=wider)
+    renamed = wider.set(("net", "new", "w"), bx.Param(jax.ShapeDtypeStruct((2,), jnp.float32)))
+    with pytest.raises(bx.CheckpointError, match=r"missing in checkpoint \(1\): net/new/w"):
+        bx.load(file, like=renamed)
+    fewer, _ = renamed.split(lambda path, p: path[1] != "rng")
+    with pytest.raises(bx.CheckpointError, match=r"not in the model \(2\): net/rng/counter, net/rng/seed"):
+        bx.load(file, like=fewer)
+
+
+def test_truncated_or_foreign_files_are_clear_errors(tmp_path):
+    file = tmp_path / "m.safetensors"
+    bx.save(file, _params())
+    data = file.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:-5])
+    with pytest.raises(
+        bx.CheckpointError, match=r"cut.safetensors: truncated: tensor .* ends at byte \d+ but the file has \d+ bytes"
+    ):
+        bx.load(tmp_path / "cut.safetensors")
+    (tmp_path / "head.safetensors").write_bytes(data[:40])
+    with pytest.raises(bx.CheckpointError, match=r"not a safetensors checkpoint \(or truncated\): header claims"):
+        bx.load(tmp_path / "head.safetensors")
+    (tmp_path / "tiny").write_bytes(b"abc")
+    with pytest.raises(bx.CheckpointError, match=r"tiny: not a safetensors checkpoint: only 3 bytes"):
+        bx.load(tmp_path / "tiny")
+    (tmp_path / "pickle.pt").write_bytes(b"\x80\x04\x95" + b"\x00" * 64)
+    with pytest.raises(bx.CheckpointError, match=r"pickle.pt: not a safetensors checkpoint"):
+        bx.load(tmp_path / "pickle.pt")
+    body = b"[1, 2]"
+    (tmp_path / "json").write_bytes(struct.pack("<Q", len(body)) + body)
+    with pytest.raises(
+        bx.CheckpointError,
+        match=r"json: not a safetensors checkpoint: the header is not valid JSON \(header is not a JSON object\)",
+    ):
+        bx.load(tmp_path / "json")
+    with pytest.raises(bx.CheckpointError, match=r"missing.safetensors: cannot read checkpoint"):
+        bx.load(tmp_path / "missing.safetensors")
+
+
+def test_damaged_blox_metadata_is_a_clear_error(tmp_path):
+    body = json.dumps({"__metadata__": {"format": "blox", "params": "{oops"}}).encode()
+    (tmp_path / "bad").write_bytes(struct.pack("<Q", len(body)) + body)
+    with pytest.raises(bx.CheckpointError, match=r"bad: blox metadata in the header is damaged"):
+        bx.load(tmp_path / "bad")
+
+
+def test_a_failed_save_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    file = tmp_path / "m.safetensors"
+    bx.save(file, bx.Params({("a",): bx.Param(jnp.ones(2))}))
+    before = file.read_bytes()
+    bad = bx.Params({("a",): bx.Param(jnp.zeros(2), metadata={"fn": object()})})
+    with pytest.raises(bx.CheckpointError, match=r"a: Param metadata must be JSON-serialisable"):
+        bx.save(file, bad)
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        bx.save(file, bx.Params({("a",): bx.Param(jnp.zeros(2))}))
+    monkeypatch.undo()
+    assert file.read_bytes() == before and os.listdir(tmp_path) == ["m.safetensors"]
+    with pytest.raises(TypeError, match="bx.save expects blox Params, got dict"):
+        bx.save(tmp_path / "x", {})

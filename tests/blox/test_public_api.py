@@ -1,0 +1,44 @@
+"""Pins blox's import surface. Adding a public name means adding one line here (keep it sorted)."""
+
+import blox
+
+PUBLIC = [
+    "BatchNorm",
+    "BloxError",
+    "CheckpointError",
+    "Dropout",
+    "Embed",
+    "Graph",
+    "GraphError",
+    "LayerNorm",
+    "Linear",
+    "LockedParamsError",
+    "Module",
+    "Param",
+    "ParamError",
+    "Params",
+    "RMSNorm",
+    "Rng",
+    "RngError",
+    "Sequential",
+    "ShapeError",
+    "load",
+    "param_shardings",
+    "param_specs",
+    "parse_path",
+    "path_str",
+    "save",
+    "seed_all",
+]
+
+
+def test_public_names_are_exactly_the_pinned_list():
+    assert PUBLIC == sorted(PUBLIC), "keep PUBLIC sorted so merges stay easy"
+    assert sorted(n for n in dir(blox) if not n.startswith("_")) == PUBLIC
+
+
+def test_public_names_come_from_private_modules():
+    for name in PUBLIC:
+        obj = getattr(blox, name)
+        module = getattr(obj, "__module__", "")
+        assert module.startswith("blox._"), f"{name} is defined in {module}; implement it in a private module"
