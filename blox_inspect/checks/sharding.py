@@ -87,8 +87,11 @@ def check_sharding(ctx: CheckContext) -> Iterable[Finding]:
                 )
     if mesh is None or math.prod(mesh.values()) <= 1:
         return
+    limit = int(ctx.settings.get("BLOX_CHECK_REPLICATED_BYTES", DEFAULT_REPLICATED_BYTES))
     if not annotated:
         total = sum(nbytes(p.value) for _, p in ctx.params.items())
+        if total < limit:
+            return
         yield finding(
             "BX605",
             "",
@@ -97,7 +100,6 @@ def check_sharding(ctx: CheckContext) -> Iterable[Finding]:
             "Add metadata={'sharding': (...)} to large params if they should be split across the mesh.",
         )
         return
-    limit = int(ctx.settings.get("BLOX_CHECK_REPLICATED_BYTES", DEFAULT_REPLICATED_BYTES))
     sharded = [a for a in used_axes if mesh.get(a, 1) > 1]
     if not sharded:
         return
