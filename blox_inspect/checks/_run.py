@@ -9,7 +9,7 @@ from ._context import CheckContext
 from ._finding import CODES, SEVERITIES, Finding, code, finding
 from ._registry import CHECKS
 
-code("BX001", "info", "runner", "a check family could not run")
+code("BX001", "warning", "runner", "the train step could not be traced")
 
 MSG_UNKNOWN_CODE = "unknown check code {code!r} in {where}. Known codes: {known}. See docs/checks.md."
 
@@ -37,8 +37,10 @@ def run_checks(ctx: CheckContext, ignore: Iterable[str] = ()) -> list[Finding]:
             finding(
                 "BX001",
                 "",
-                f"The train step could not be traced ({ctx.train_error}), so gradient checks were skipped.",
-                "Define BLOX_LOSS(outputs, *inputs) -> scalar in the model file, or fix the error shown.",
+                f"The train step (value_and_grad of the loss) could not be traced, so gradient checks were skipped: "
+                f"{ctx.train_error.rstrip('.')}.",
+                "Fix the error (jax.grad of this model fails the same way), or define BLOX_LOSS(outputs, *inputs) "
+                "-> scalar in the model file.",
             )
         )
     for fn in CHECKS.values():
