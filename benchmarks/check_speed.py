@@ -47,7 +47,10 @@ def main() -> None:
     rows = phases(spec)
     t = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "blox_inspect", "check", spec], cwd=ROOT, check=False, capture_output=True,
+        [sys.executable, "-m", "blox_inspect", "check", spec],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
         env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )
     cli = time.perf_counter() - t

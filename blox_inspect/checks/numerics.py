@@ -47,13 +47,13 @@ def can_be_zero(prog: Program, x: Any, depth: int = 0) -> bool:
     if op is None:
         return False
     a = op.ins
-    if op.prim in ("mul", "div") and len(a) == 2:
-        # Scaling by a positive constant (a mean's 1/N) keeps a zero a zero.
-        if _positive(a[1]):
-            return can_be_zero(prog, a[0], depth + 1)
-        if op.prim == "mul" and _positive(a[0]):
-            return can_be_zero(prog, a[1], depth + 1)
-        return False
+    if op.prim == "div" and len(a) == 2:
+        return can_be_zero(prog, a[0], depth + 1)  # 0 / anything is 0
+    if op.prim == "mul" and len(a) == 2:
+        return any(literal_value(y) is None and can_be_zero(prog, y, depth + 1) for y in a)
+    if op.prim == "select_n":
+        # jnp.var returns select(ddof < n, var, nan): any computed case that can be zero makes it zero.
+        return any(literal_value(y) is None and can_be_zero(prog, y, depth + 1) for y in a[1:])
     if op.prim in ("sqrt", "reduce_sum"):
         if op.prim == "reduce_sum" and _square_like(prog, a[0]):
             return True
@@ -69,19 +69,44 @@ def can_be_zero(prog: Program, x: Any, depth: int = 0) -> bool:
     return False
 
 
-def _summed(prog: Program, v: Any) -> bool:
-    todo, seen = [v], {v}
+def _forward(prog: Program, v: Any) -> list[tuple[Op, Any]]:
+    """(consumer op, the value it consumed) for ``v`` and its layout-only copies."""
+    found, todo, seen = [], [v], {v}
     while todo:
         x = todo.pop()
         for op, _ in prog.consumers.get(x, ()):
-            if op.prim in ("reduce_sum", "cumsum", "psum"):
-                return True
             if op.prim in LAYOUT:
-                for o in op.outs:
-                    if o not in seen:
-                        seen.add(o)
-                        todo.append(o)
+                todo.extend(o for o in op.outs if o not in seen)
+                seen.update(op.outs)
+            else:
+                found.append((op, x))
+    return found
+
+
+def _softmax_like(prog: Program, e: Any) -> bool:
+    """True when ``e = exp(x)`` is summed and the sum normalises ``e`` (softmax) or is logged (logsumexp)."""
+    copies = {x for _, x in _forward(prog, e)} | {e}
+    for op, _ in _forward(prog, e):
+        if op.prim not in ("reduce_sum", "psum"):
+            continue
+        for user, total in _forward(prog, op.outs[0]):
+            if user.prim == "log" or (user.prim == "div" and user.ins[1] is total and user.ins[0] in copies):
+                return True
     return False
+
+
+def _is_max(prog: Program, x: Any, depth: int = 0) -> bool:
+    """True when ``x`` is a max of something (through layout ops, stop_gradient and jax's -inf/finite guards)."""
+    root, _ = prog.origin(x, LAYOUT | {"stop_gradient"})
+    op = prog.producer.get(root) if is_var(root) else None
+    if op is None or depth > 8:
+        return False
+    if op.prim == "max":
+        computed = [y for y in op.ins if literal_value(y) is None]
+        return len(computed) != 1 or _is_max(prog, computed[0], depth + 1)
+    if op.prim == "select_n":
+        return any(literal_value(y) is None and _is_max(prog, y, depth + 1) for y in op.ins[1:])
+    return op.prim in _MAXES
 
 
 def _max_shifted(prog: Program, x: Any) -> bool:
@@ -89,21 +114,9 @@ def _max_shifted(prog: Program, x: Any) -> bool:
     root, _ = prog.origin(x)
     op = prog.producer.get(root) if is_var(root) else None
     if op is None:
-        return True  # an input or literal: nothing to say
+        return not is_var(root)  # a literal is bounded; an input is not
     if op.prim == "sub":
-        through = LAYOUT | {"stop_gradient"}
-        right, _ = prog.origin(op.ins[1], through)
-        for _ in range(4):
-            rop = prog.producer.get(right) if is_var(right) else None
-            if rop is None:
-                return False
-            if rop.prim != "max":
-                return rop.prim in _MAXES
-            inner = [y for y in rop.ins if literal_value(y) is None]
-            if len(inner) != 1:
-                return True  # a max of two computed values
-            right, _ = prog.origin(inner[0], through)  # jax's max(-inf, reduce_max(x)) guard
-        return False
+        return _is_max(prog, op.ins[1])
     if op.prim == "neg":
         return _square_like(prog, op.ins[0])
     return op.prim in ("min", "log_sigmoid", "log")
@@ -124,7 +137,7 @@ def _numerics(prog: Program) -> Iterable[tuple[str, Op, str]]:
                     "with no epsilon, so an all-zero input gives inf/NaN values or gradients."
                 ),
             )
-        if op.prim == "exp" and op.outs and _summed(prog, op.outs[0]) and not _max_shifted(prog, op.ins[0]):
+        if op.prim == "exp" and op.outs and _softmax_like(prog, op.outs[0]) and not _max_shifted(prog, op.ins[0]):
             yield (
                 "BX702",
                 op,

@@ -201,3 +201,33 @@ def test_cli_ignore_and_errors(capsys):
     assert json.loads(capsys.readouterr().out)["findings"] == []
     assert cli.main(["check", str(MODELS / "rng_reuse_bad.py"), "--ignore", "BX9"]) == 2
     assert "unknown check code 'BX9'" in capsys.readouterr().err
+
+
+NUMERICS = {
+    # jax's own functions guard themselves: nothing to report.
+    "logsumexp": (lambda x: jax.nn.logsumexp(x, axis=-1), set()),
+    "softmax": (lambda x: jax.nn.softmax(x, axis=-1), set()),
+    "log_softmax": (lambda x: jax.nn.log_softmax(x, axis=-1), set()),
+    "masked_softmax": (lambda x: jax.nn.softmax(x, axis=-1, where=x > 0), set()),
+    "standardize": (lambda x: jax.nn.standardize(x, axis=-1), set()),
+    "var_with_eps": (lambda x: x / jax.numpy.sqrt(x.var(-1, keepdims=True) + 1e-5), set()),
+    "gaussian_kernel": (lambda x: jax.numpy.exp(-jax.numpy.square(x)).sum(-1), set()),
+    "vae_kl_sum_of_exp": (lambda x: jax.numpy.sum(jax.numpy.exp(x) - x - 1.0, axis=-1), set()),
+    # hand-written hazards.
+    "std_without_eps": (lambda x: x / x.std(-1, keepdims=True), {"BX701"}),
+    "rsqrt_var_without_eps": (lambda x: jax.lax.rsqrt(x.var(-1, keepdims=True)), {"BX701"}),
+    "log_of_relu": (lambda x: jax.numpy.log(jax.nn.relu(x)), {"BX701"}),
+    "hand_logsumexp": (lambda x: jax.numpy.log(jax.numpy.exp(x).sum(-1)), {"BX702"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMERICS))
+def test_numerics_patterns(name):
+    from blox_inspect.checks._program import Program
+    from blox_inspect.checks.numerics import _numerics
+
+    fn, expected = NUMERICS[name]
+    x = jax.numpy.ones((4, 8))
+    for f in (fn, jax.grad(lambda x: fn(x).sum())):  # the backward pass adds nothing
+        prog = Program.build(jax.make_jaxpr(f)(x), [])
+        assert {c for c, _, _ in _numerics(prog)} == expected
