@@ -84,8 +84,12 @@ def test_sharding_against_a_mesh():
 
 
 def test_unannotated_model_gets_one_info_with_a_mesh():
-    findings = check("transformer_good.py", mesh="data=2,model=2")
-    assert findings == [] or {f.code for f in findings} == {"BX605"}
+    loaded = load_model(str(MODELS / "dead_module_good.py"))
+    loaded.file_settings["BLOX_CHECK_REPLICATED_BYTES"] = 64
+    (f,) = run_checks(CheckContext(loaded, parse_mesh("data=2,model=2")))
+    assert (f.code, f.severity, f.path) == ("BX605", "info", "")
+    assert "replicated on each of the 4 devices" in f.message
+    assert run_checks(CheckContext(loaded)) == []  # no mesh, no sharding opinion
 
 
 def test_bx301_and_bx303_name_the_param_and_the_cut():
@@ -231,3 +235,30 @@ def test_numerics_patterns(name):
     for f in (fn, jax.grad(lambda x: fn(x).sum())):  # the backward pass adds nothing
         prog = Program.build(jax.make_jaxpr(f)(x), [])
         assert {c for c, _, _ in _numerics(prog)} == expected
+
+
+RANDOM = {
+    "split_three_ways": (lambda k, x: sum(jax.random.normal(s, x.shape) for s in jax.random.split(k, 3)), []),
+    "permutation": (lambda k, x: jax.random.permutation(k, x, axis=0), []),
+    "categorical": (lambda k, x: jax.random.categorical(k, x).astype(x.dtype), []),
+    "gamma_while_loop": (lambda k, x: jax.random.gamma(k, x), []),
+    "vmapped_keys": (lambda k, x: jax.vmap(lambda s: jax.random.normal(s, (8,)))(jax.random.split(k, 4)), []),
+    "fold_in_per_step": (
+        lambda k, x: jax.lax.fori_loop(0, 3, lambda i, a: a + jax.random.normal(jax.random.fold_in(k, i), x.shape), x),
+        [],
+    ),
+    "same_key_every_step": (
+        lambda k, x: jax.lax.fori_loop(0, 3, lambda i, a: a + jax.random.normal(k, x.shape), x),
+        ["BX102"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM))
+def test_jax_random_functions_are_not_key_reuse(name):
+    from blox_inspect.checks._program import Program
+    from blox_inspect.checks.rng import reuse_findings
+
+    fn, expected = RANDOM[name]
+    prog = Program.build(jax.make_jaxpr(fn)(jax.random.key(0), jax.numpy.ones((4, 8))), [])
+    assert [f.code for f in reuse_findings(prog)] == expected
