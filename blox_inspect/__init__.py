@@ -6,3 +6,5 @@ from ._loading import load_model as load_model
 from ._report import Report as Report
 from ._summary import summarize_loaded as summarize_loaded
 from ._summary import summary as summary
+from .checks import Finding as Finding
+from .checks import check as check

@@ -11,5 +11,6 @@ from ._context import parse_mesh as parse_mesh
 from ._finding import CODES as CODES
 from ._finding import Finding as Finding
 from ._registry import CHECKS as CHECKS
+from ._run import check as check
 from ._run import exit_code as exit_code
 from ._run import run_checks as run_checks

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .._errors import InspectError
+from .._loading import LoadedModel
 from ._context import CheckContext
 from ._finding import CODES, SEVERITIES, Finding, code, finding
 from ._registry import CHECKS
@@ -59,3 +61,28 @@ def exit_code(findings: list[Finding], fail_on: str) -> int:
         return 0
     limit = SEVERITIES.index(fail_on)
     return int(any(SEVERITIES.index(f.severity) <= limit for f in findings))
+
+
+def check(
+    model: Any,
+    *inputs: Any,
+    mesh: dict[str, int] | None = None,
+    ignore: Iterable[str] = (),
+    settings: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> list[Finding]:
+    """Runs every check on ``model(params, *inputs, **kwargs)``; nothing is allocated.
+
+    ``settings`` holds what a model file would declare (``BLOX_LOSS``, ``BLOX_CHECK_IGNORE``...).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, blox as bx, blox_inspect
+        >>> g = bx.Graph('net'); rng = bx.Rng(g / 'rng')
+        >>> forgotten = bx.Linear(g / 'proj', 4, rng)
+        >>> head = bx.Linear(g / 'head', 4, rng)
+        >>> [(f.code, f.path) for f in blox_inspect.check(head, jax.ShapeDtypeStruct((2, 3), jnp.float32))]
+        [('BX201', 'net/proj')]
+    """
+    loaded = LoadedModel(model=model, inputs=tuple(inputs), kwargs=dict(kwargs), source=type(model).__name__)
+    loaded.file_settings = dict(settings or {})
+    return run_checks(CheckContext(loaded, mesh), ignore=ignore)
