@@ -20,6 +20,7 @@ ROOT = HERE.parent.parent
 EXPECTED = {
     "rng_reuse_bad.py": {"BX101"},
     "rng_shared_key_bad.py": {"BX101"},
+    "rng_fold_in_seed_bad.py": {"BX101"},
     "rng_loop_bad.py": {"BX102"},
     "rng_vmap_bad.py": {"BX103"},
     "dead_module_bad.py": {"BX201"},
