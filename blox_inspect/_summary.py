@@ -52,7 +52,8 @@ def summary(
     Example:
         >>> import jax, jax.numpy as jnp, blox as bx, blox_inspect
         >>> g = bx.Graph('net'); rng = bx.Rng(g / 'rng')
-        >>> mlp = bx.Sequential(g / 'mlp', [bx.Linear(g / 'mlp' / 'l1', 8, rng), jax.nn.relu])
+        >>> node = g / 'mlp'
+        >>> mlp = bx.Sequential(node, [bx.Linear(node / 'l1', 8, rng), jax.nn.relu])
         >>> r = blox_inspect.summary(mlp, jax.ShapeDtypeStruct((2, 4), jnp.float32), xla=False)
         >>> r.module('net/mlp/l1').params, r.totals.flops  # 4*8+8 params; 2*2*4*8 + bias + relu
         (40, 160)
