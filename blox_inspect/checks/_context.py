@@ -29,6 +29,10 @@ MSG_FORWARD_FAILED = (
     "{source}: tracing the forward pass for checks raised {kind}: {error}. Fix the model so that "
     "`blox-inspect summary` works, then run check again."
 )
+MSG_VMAP_FAILED = (
+    "{source}: BLOX_CHECK_VMAP is set, but tracing the model under jax.vmap (a new leading axis on every input, "
+    "params shared) raised {kind}: {error}. Make the model vmappable that way, or remove BLOX_CHECK_VMAP."
+)
 _F64_WARNING = re.compile(r"requested dtype (float64|complex128)")
 
 
@@ -91,7 +95,10 @@ class CheckContext:
 
     @property
     def modules(self) -> dict[str, bx.Module]:
-        return {m.scope_name: m for _, m in self.graph.walk()}
+        """Module scope string -> module, for every module bound in the graph."""
+        if "modules" not in self._cache:
+            self._cache["modules"] = {m.scope_name: m for _, m in self.graph.walk()}
+        return self._cache["modules"]
 
     def owner(self, param_path: str) -> str:
         """The module path that owns a param (the param path minus its last name)."""
@@ -193,8 +200,13 @@ class CheckContext:
 
             return jax.vmap(one, axis_name=axis_name)(*xs)
 
-        with self._observe():
-            closed = jax.make_jaxpr(fn)(params, *inputs)
+        try:
+            with self._observe():
+                closed = jax.make_jaxpr(fn)(params, *inputs)
+        except Exception as e:
+            raise InspectError(
+                MSG_VMAP_FAILED.format(source=self.loaded.source, kind=type(e).__name__, error=str(e).split("\n")[0])
+            ) from e
         return Program.build(closed, self._scopes())
 
     # --- observation while tracing ------------------------------------------

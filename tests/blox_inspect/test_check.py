@@ -7,6 +7,7 @@ import re
 import jax
 import pytest
 
+import blox_inspect
 from blox_inspect import cli
 from blox_inspect._errors import InspectError
 from blox_inspect._loading import load_model
@@ -263,3 +264,18 @@ def test_jax_random_functions_are_not_key_reuse(name):
     fn, expected = RANDOM[name]
     prog = Program.build(jax.make_jaxpr(fn)(jax.random.key(0), jax.numpy.ones((4, 8))), [])
     assert [f.code for f in reuse_findings(prog)] == expected
+
+
+def test_vmap_setting_on_a_model_that_cannot_be_vmapped_is_a_clear_error():
+    import numpy as np
+
+    import blox as bx
+
+    class HostCall(bx.Module):  # pure_callback without a vmap_method traces, but not under vmap
+        def __call__(self, params, x):
+            return jax.pure_callback(np.negative, jax.ShapeDtypeStruct(x.shape, x.dtype), x), params
+
+    model = HostCall(bx.Graph("net") / "host")
+    x = jax.ShapeDtypeStruct((4,), jax.numpy.float32)
+    with pytest.raises(InspectError, match=r"BLOX_CHECK_VMAP is set, but tracing the model under jax\.vmap"):
+        blox_inspect.check(model, x, settings={"BLOX_CHECK_VMAP": True})
