@@ -17,7 +17,8 @@ def register(sub: Any) -> None:
         help=HELP,
         description=HELP + ". Every code (BX101...) is explained in docs/checks.md.",
     )
-    p.add_argument("model", help="model file, optionally with :factory (default factory: build)")
+    p.add_argument("model", nargs="?", help="model file, optionally with :factory (default factory: build)")
+    p.add_argument("--list-codes", action="store_true", help="print every check code with its severity and exit")
     p.add_argument("--format", choices=FORMATS, help="output format (default: json for -o *.json, else text)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument(
@@ -44,6 +45,17 @@ def run(args: argparse.Namespace) -> int:
     from ..checks import CheckContext, exit_code, parse_mesh, run_checks
     from ..renderers.findings import render_json, render_text
 
+    if args.list_codes:
+        from ..checks import CODES
+
+        write_output(
+            "\n".join(f"{c.code}  {c.severity:<7}  {c.family:<9}  {c.title}" for _, c in sorted(CODES.items())), None
+        )
+        return 0
+    if not args.model:
+        from .._errors import InspectError
+
+        raise InspectError("missing the model file: blox-inspect check model.py[:factory] (or --list-codes).")
     mesh = parse_mesh(args.mesh)
     loaded = load_model(args.model)
     findings = run_checks(CheckContext(loaded, mesh), ignore=args.ignore)

@@ -279,3 +279,11 @@ def test_vmap_setting_on_a_model_that_cannot_be_vmapped_is_a_clear_error():
     x = jax.ShapeDtypeStruct((4,), jax.numpy.float32)
     with pytest.raises(InspectError, match=r"BLOX_CHECK_VMAP is set, but tracing the model under jax\.vmap"):
         blox_inspect.check(model, x, settings={"BLOX_CHECK_VMAP": True})
+
+
+def test_cli_lists_codes_and_needs_a_model(capsys):
+    assert cli.main(["check", "--list-codes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(CODES) and lines[1].split()[:3] == ["BX101", "error", "rng"]
+    assert cli.main(["check"]) == 2
+    assert "missing the model file: blox-inspect check model.py[:factory]" in capsys.readouterr().err
