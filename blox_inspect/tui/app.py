@@ -111,7 +111,8 @@ class BloxInspectApp(App):
         """``(title, lines)`` of the module's program text; None while it still has to be computed."""
         if self.hlo_text is not None:
             lines = hlo_lines_for(self.hlo_text, path)
-            return f"optimized HLO inside {path}: {len(lines)} instructions", lines
+            count = sum("op_name=" in line for line in lines)  # the other lines are computation headers
+            return f"optimized HLO inside {path}: {count} instructions", lines
         if self._program is None:
             return "no program text: open a model file (not a checkpoint) to see its jaxpr", []
         if callable(self._program):
