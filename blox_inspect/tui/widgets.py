@@ -28,11 +28,20 @@ EXPAND_ALL_LIMIT = 5000
 SYNC_STATS_LIMIT = 1_000_000
 
 
-def module_label(m: ModuleInfo, *, marked: bool = False, query: str = "") -> Text:
-    """One tree row: name, type, params and FLOPs (matches of the search query highlighted)."""
-    name = Text(m.name or m.path or "·", style="bold" if m.children else "")
-    if query:
-        offset = len(m.path) - len(m.name)
+def module_label(m: ModuleInfo, *, parent: str | None = None, marked: bool = False, query: str = "") -> Text:
+    """One tree row: name, type, params and FLOPs (matches of the search query highlighted).
+
+    The name is the path below ``parent``, so graph nodes that hold no module
+    (``h`` in ``transformer/h/0``) still show: the row reads ``h/0``.
+    """
+    shown = m.name or m.path or "·"
+    if parent and m.path.startswith(parent + "/"):
+        shown = m.path[len(parent) + 1 :]
+    elif parent == "" and m.path:
+        shown = m.path
+    name = Text(shown, style="bold" if m.children else "")
+    if query and m.path.endswith(shown):
+        offset = len(m.path) - len(shown)
         for i in match_positions(query, m.path):
             if i >= offset:
                 name.stylize("reverse", i - offset, i - offset + 1)
@@ -90,7 +99,7 @@ class ModuleTree(Tree[str]):
 
     def _add(self, parent: TreeNode[str], m: ModuleInfo) -> TreeNode[str]:
         node = parent.add(
-            module_label(m, marked=m.path in self.marked, query=self.query),
+            module_label(m, parent=parent.data, marked=m.path in self.marked, query=self.query),
             data=m.path,
             allow_expand=bool(m.children),
         )

@@ -341,3 +341,26 @@ async def test_big_params_get_statistics_in_a_worker(report, monkeypatch):
         await settle(pilot)
         ref = array_stats(np.asarray(params["gpt/embed/embedding"].value))
         assert f"L2 norm    {ref.l2:.6g}" in text(app.screen.query_one("#param-stats"))
+
+
+def test_rows_name_the_path_below_the_parent():
+    from blox_inspect._report import ModuleInfo
+    from blox_inspect.tui.widgets import module_label
+
+    # GPT-2's blocks live at transformer/h/0 where `h` is a graph node without a module
+    m = ModuleInfo(
+        path="gpt2/transformer/h/0",
+        path_tuple=["gpt2", "transformer", "h", "0"],
+        name="0",
+        type="Block",
+        config={},
+        depth=2,
+        parent="gpt2/transformer",
+        children=[],
+        calls=1,
+        call_info=[],
+        shared=False,
+        params=1500,
+    )
+    assert str(module_label(m, parent="gpt2/transformer")) == "h/0  Block  1.50k"
+    assert str(module_label(m, parent="gpt2/transformer", marked=True)) == "h/0  Block  1.50k  ✗"
