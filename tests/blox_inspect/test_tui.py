@@ -364,3 +364,16 @@ def test_rows_name_the_path_below_the_parent():
     )
     assert str(module_label(m, parent="gpt2/transformer")) == "h/0  Block  1.50k"
     assert str(module_label(m, parent="gpt2/transformer", marked=True)) == "h/0  Block  1.50k  ✗"
+
+
+async def test_mouse_selects_rows_and_tabs(report):
+    app = make_app(report, program_text={"gpt/head": ["x = add a b"]})
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.click(ModuleTree, offset=(6, 3))  # the fourth row: gpt/head
+        await settle(pilot)
+        assert cursor(app) == "gpt/head"
+        await pilot.click("#--content-tab-tab-program")
+        await settle(pilot)
+        assert app.screen.query_one(TabbedContent).active == "tab-program"
+        assert app.screen.query_one("#program-log").lines == ["x = add a b"]
