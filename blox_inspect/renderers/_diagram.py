@@ -97,18 +97,19 @@ class _Index:
         for path, parent in self.parent.items():
             if parent is not None and path not in self.children[parent]:
                 self.children[parent].append(path)
+        self._ancestors: dict[str, list[str]] = {}
         self.param_shapes: dict[str, list[tuple[str, tuple[int, ...], str]]] = {}
         for p in report.params:
             self.param_shapes.setdefault(p.module, []).append((p.name, tuple(p.shape), p.dtype))
 
     def ancestors(self, path: str) -> list[str]:
-        """``path`` and its module ancestors, outermost first."""
-        chain = []
-        cur: str | None = path
-        while cur is not None:
-            chain.append(cur)
-            cur = self.parent.get(cur)
-        return chain[::-1]
+        """``path`` and its module ancestors, outermost first (do not modify the list)."""
+        chain = self._ancestors.get(path)
+        if chain is None:
+            parent = self.parent.get(path)
+            chain = [*(self.ancestors(parent) if parent is not None else []), path]
+            self._ancestors[path] = chain
+        return chain
 
     def known(self, path: str) -> str | None:
         """``path``, or its nearest ancestor that is a module of the report (endpoints may name inner scopes)."""
@@ -317,9 +318,13 @@ def plan(
             rest = rest[1:]
         return cur, passed
 
+    resolved: dict[str, tuple[str | None, list[tuple[int, int]]]] = {}
+
     def endpoint(raw: str, port: str) -> tuple[object, tuple] | None:
         """The graph node for one end of a Report edge: a drawn box, or a port of a drawn cluster."""
-        item, passed = resolve(raw)
+        if raw not in resolved:
+            resolved[raw] = resolve(raw)
+        item, passed = resolved[raw]
         if item is None:
             return None
         if item in items and items[item].cluster:
