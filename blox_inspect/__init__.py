@@ -10,3 +10,5 @@ from ._networkx import topological_order as topological_order
 from ._report import Report as Report
 from ._summary import summarize_loaded as summarize_loaded
 from ._summary import summary as summary
+from .checks import Finding as Finding
+from .checks import check as check
