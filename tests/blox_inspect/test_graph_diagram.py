@@ -225,6 +225,8 @@ def test_svg_is_xml_and_names_every_module_or_its_representative():
             if rep == member or rep.startswith(member + "/"):
                 rep = fold.rep + rep[len(member) :]
         assert rep in names, m.path
+    svg = _svg(to_dot(r))
+    assert b"<image" not in svg and b"@import" not in svg and b"url(" not in svg  # self-contained
     expanded = _svg_names(_svg(to_dot(r, expand=True)))
     assert {m.path for m in r.modules} <= expanded
 
