@@ -287,3 +287,11 @@ def test_a_module_called_twice_is_marked_shared_with_its_methods():
     proj.call_info = [CallInfo([spec], [spec], "__call__"), CallInfo([spec], [spec], "attend")]
     box = next(ln for ln in to_dot(r).splitlines() if ln.strip().startswith('"net/proj"'))
     assert "<b>shared</b>: 2 calls (__call__, attend)" in box and "penwidth=2" in box
+
+
+def test_the_return_edge_into_a_tied_embedding_does_not_constrain_the_layout():
+    source = to_dot(gr.gpt2(n_layer=2, d=64, vocab=100, seq=8), depth=1)
+    back = next(ln for ln in source.splitlines() if '"gpt2/ln_f" -> "gpt2/wte"' in ln)
+    assert "constraint=false" in back
+    first = next(ln for ln in source.splitlines() if 'input_0 -> "gpt2/wte"' in ln)
+    assert "constraint" not in first
