@@ -11,7 +11,8 @@ import pytest
 
 from blox_inspect import InspectError
 from blox_inspect.renderers import _layout
-from blox_inspect.renderers._diagram import find_folds, plan
+from blox_inspect.renderers._diagram import plan
+from blox_inspect.renderers._folds import find_folds
 from blox_inspect.renderers.graphviz import build_graph, to_dot
 
 SVG = "{http://www.w3.org/2000/svg}"

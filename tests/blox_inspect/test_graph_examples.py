@@ -10,7 +10,8 @@ from blox_inspect._loading import load_model
 from blox_inspect._summary import summarize_loaded
 from blox_inspect.cli import main
 from blox_inspect.renderers import _layout
-from blox_inspect.renderers._diagram import find_folds, plan
+from blox_inspect.renderers._diagram import plan
+from blox_inspect.renderers._folds import find_folds
 from blox_inspect.renderers.graphviz import to_dot
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
