@@ -27,7 +27,7 @@ import graphviz
 
 from .._errors import InspectError
 from .._report import ModuleInfo, Report, TensorSpec
-from ._diagram import Item, Plan, plan
+from ._diagram import IO_ENDPOINT, Item, Plan, plan
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
 COLORINGS = ("type", "params", "flops")
@@ -114,7 +114,7 @@ class _Builder:
     def id(self, path: str) -> str:
         """A DOT id: the module path itself where DOT allows it (so the SVG's <title> names the module)."""
         if path not in self.ids:
-            io = re.fullmatch(r"<(input|output):(\d+)>", path)
+            io = IO_ENDPOINT.fullmatch(path)
             if io:
                 self.ids[path] = f"{io.group(1)}_{io.group(2)}"
             elif path.startswith("<outside:"):
