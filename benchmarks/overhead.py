@@ -8,8 +8,9 @@ Each is trained with the same optax.adam step. We measure, in one process:
 * an eager (un-jitted) forward call,
 * the first call of the jitted step (trace + compile + one run),
 
-and print them as ratios to raw JAX. Calls of the four libraries are interleaved
-round by round so that load on the machine affects each of them alike.
+and print them with their ratios to raw JAX. The libraries take turns round by
+round, and each ratio is the median of per-round ratios, so load on the machine
+affects all of them alike.
 
 ``build(model, lib)`` is also used by tests/blox/test_overhead_flops.py, which
 checks that blox's compiled step does exactly the FLOPs of raw JAX.
@@ -33,7 +34,7 @@ import optax
 import blox as bx
 
 MLP = dict(batch=128, d_in=64, hidden=256, d_out=16)
-BLOCK = dict(batch=4, seq=64, width=128, heads=4, mlp=512)
+BLOCK = dict(batch=2, seq=64, width=128, heads=4, mlp=512)
 LIBS = ("raw JAX", "blox", "Equinox", "Flax NNX")
 EPS = 1e-5
 LR = 1e-3
@@ -311,30 +312,51 @@ def _time(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
+def _rotated(r: int) -> tuple[str, ...]:
+    # Rotate who goes first each round, so no library always runs right after another.
+    return LIBS[r % len(LIBS) :] + LIBS[: r % len(LIBS)]
+
+
+def _paired(per_round: list[dict[str, float]]) -> dict[str, float]:
+    """Median over rounds of each library's time divided by raw JAX's in the same round.
+
+    Pairing by round cancels slow drifts in machine load, which a ratio of two
+    global medians does not.
+    """
+    return {lib: statistics.median(r[lib] / r["raw JAX"] for r in per_round) for lib in LIBS}
+
+
 def measure(model: str, rounds: int, calls: int, eager_calls: int, compiles: int) -> dict[str, dict[str, float]]:
     cases = {lib: build(model, lib) for lib in LIBS}
-    out: dict[str, dict[str, float]] = {lib: {} for lib in LIBS}
     for case in cases.values():  # compile the timed steps and warm the eager op caches
         case.state = _ready(case.step(*case.state))
         _time(case.forward)
-    for lib, case in cases.items():
+    first: list[dict[str, float]] = []
+    for r in range(compiles):
         # First call of a freshly built and jitted step = trace + compile + one run.
-        firsts = [_time(lambda case=case: case.make_step()(*case.state)) for _ in range(compiles)]
-        out[lib]["first"] = statistics.median(firsts)
-    samples: dict[str, dict[str, list[float]]] = {lib: {"step": [], "eager": []} for lib in LIBS}
+        first.append({lib: _time(lambda case=cases[lib]: case.make_step()(*case.state)) for lib in _rotated(r)})
+    step: list[dict[str, float]] = []
+    eager: list[dict[str, float]] = []
     for r in range(rounds):
-        # Rotate who goes first each round, so no library always runs right after another's eager calls.
-        for lib in LIBS[r % len(LIBS) :] + LIBS[: r % len(LIBS)]:
+        step_r, eager_r = {}, {}
+        for lib in _rotated(r):
             case = cases[lib]
+            times = []
             for _ in range(calls):
                 t0 = time.perf_counter()
                 case.state = _ready(case.step(*case.state))
-                samples[lib]["step"].append(time.perf_counter() - t0)
-            for _ in range(eager_calls):
-                samples[lib]["eager"].append(_time(case.forward))
+                times.append(time.perf_counter() - t0)
+            step_r[lib] = statistics.median(times)
+            eager_r[lib] = statistics.median(_time(case.forward) for _ in range(eager_calls))
+        step.append(step_r)
+        eager.append(eager_r)
+    out: dict[str, dict[str, float]] = {lib: {} for lib in LIBS}
+    for name, per_round in (("step", step), ("eager", eager), ("first", first)):
+        ratios = _paired(per_round)
+        for lib in LIBS:
+            out[lib][name] = statistics.median(r[lib] for r in per_round)
+            out[lib][name + "_ratio"] = ratios[lib]
     for lib in LIBS:
-        out[lib]["step"] = statistics.median(samples[lib]["step"])
-        out[lib]["eager"] = statistics.median(samples[lib]["eager"])
         out[lib]["loss"] = float(cases[lib].state[-1])
     return out
 
@@ -345,23 +367,26 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for model, res in results.items():
-        base = res["raw JAX"]
         for lib in LIBS:
             r = res[lib]
             rows.append(
-                f"| {model} | {lib} | {r['step'] * 1e3:.3f} ms | {r['step'] / base['step']:.3f}x "
-                f"| {r['eager'] * 1e3:.2f} ms | {r['eager'] / base['eager']:.2f}x "
-                f"| {r['first'] * 1e3:.0f} ms | {r['first'] / base['first']:.2f}x |"
+                f"| {model} | {lib} | {r['step'] * 1e3:.3f} ms | {r['step_ratio']:.3f}x "
+                f"| {r['eager'] * 1e3:.2f} ms | {r['eager_ratio']:.2f}x "
+                f"| {r['first'] * 1e3:.0f} ms | {r['first_ratio']:.2f}x |"
             )
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     quick = "--quick" in (argv if argv is not None else sys.argv[1:])
-    rounds, calls, eager_calls, compiles = (3, 5, 1, 1) if quick else (30, 20, 3, 3)
+    rounds, calls, eager_calls, compiles = (3, 3, 1, 1) if quick else (60, 7, 3, 3)
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {jax.device_count()} device(s)")
     print(f"MLP {MLP}\nblock {BLOCK}")
-    print(f"{rounds} rounds x {calls} step calls per library, interleaved; medians.")
+    print(
+        f"{rounds} rounds; each round runs {calls} jitted steps and {eager_calls} eager calls per library "
+        f"(order rotated). Times are medians; ratios are medians of per-round ratios to raw JAX; "
+        f"first call: {compiles} fresh compiles per library."
+    )
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     results = {model: measure(model, rounds, calls, eager_calls, compiles) for model in ("mlp", "block")}
     print(table(results))

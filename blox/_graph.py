@@ -29,7 +29,7 @@ class Graph:
         True
     """
 
-    __slots__ = ("_name", "_parent", "_children", "_module", "_order", "_counter")
+    __slots__ = ("_name", "_parent", "_children", "_module", "_order", "_counter", "_path", "_path_str")
 
     def __init__(self, name: str, *, _parent: Graph | None = None):
         if not isinstance(name, str):
@@ -41,6 +41,9 @@ class Graph:
         # Creation order is global to the tree so walk() can replay it.
         self._counter = _parent._counter if _parent is not None else itertools.count()
         self._order = next(self._counter)
+        # A node's name and parent never change, so its path is computed once (modules read it per call).
+        self._path: Path = (_parent._path if _parent is not None else ()) + (name,)
+        self._path_str = path_str(self._path)
 
     # --- navigation -------------------------------------------------------
     @property
@@ -60,16 +63,11 @@ class Graph:
 
     @property
     def path(self) -> Path:
-        names = []
-        node: Graph | None = self
-        while node is not None:
-            names.append(node._name)
-            node = node._parent
-        return tuple(reversed(names))
+        return self._path
 
     @property
     def path_str(self) -> str:
-        return path_str(self.path)
+        return self._path_str
 
     @property
     def module(self) -> Module | None:
