@@ -117,9 +117,15 @@ def _raw_apply(model: str, p: dict, x: jax.Array) -> jax.Array:
     return x + _raw_dense(p["down"], jax.nn.gelu(_raw_dense(p["up"], _raw_layernorm(p["ln2"], x))))
 
 
-def _raw_case(model: str) -> Case:
-    x, y = _data(model)
-    params = jax.jit(_raw_init, static_argnums=0)(model, jax.random.key(0))
+def _make(abstract: bool) -> Callable:
+    """Runs an init function for real (jitted) or only abstractly (shapes, no allocation)."""
+    return jax.eval_shape if abstract else (lambda fn, *args: jax.jit(fn)(*args))
+
+
+def _raw_case(model: str, abstract: bool = False) -> Case:
+    run = _make(abstract)
+    x, y = run(functools.partial(_data, model))
+    params = run(lambda: _raw_init(model, jax.random.key(0)))
     opt = optax.adam(LR)
 
     def make():  # a new function each time, so no trace or compile cache is shared
@@ -130,7 +136,7 @@ def _raw_case(model: str) -> Case:
 
         return jax.jit(step)
 
-    return Case(make(), (params, opt.init(params), x, y, None), lambda: _raw_apply(model, params, x), make)
+    return Case(make(), (params, run(opt.init, params), x, y, None), lambda: _raw_apply(model, params, x), make)
 
 
 # --- blox ----------------------------------------------------------------------------------
@@ -169,10 +175,11 @@ def blox_model(model: str) -> tuple[bx.Rng, bx.Module]:
     return rng, BloxBlock(graph / "block", BLOCK["width"], BLOCK["heads"], BLOCK["mlp"], rng)
 
 
-def _blox_case(model: str) -> Case:
-    x, y = _data(model)
+def _blox_case(model: str, abstract: bool = False) -> Case:
+    run = _make(abstract)
+    x, y = run(functools.partial(_data, model))
     rng, net = blox_model(model)
-    params = jax.jit(lambda x: net(rng.seed(bx.Params(), 0), x)[1])(x).locked()
+    params = run(lambda x: net(rng.seed(bx.Params(), 0), x)[1], x).locked()
     opt = optax.adam(LR)
 
     def loss_fn(trainable, rest, x, y):
@@ -188,7 +195,8 @@ def _blox_case(model: str) -> Case:
 
         return jax.jit(step)
 
-    return Case(make(), (params, opt.init(params.split()[0]), x, y, None), lambda: net(params, x)[0], make)
+    state = (params, run(opt.init, params.split()[0]), x, y, None)
+    return Case(make(), state, lambda: net(params, x)[0], make)
 
 
 # --- Equinox -------------------------------------------------------------------------------
@@ -296,8 +304,14 @@ def _nnx_case(model: str) -> Case:
 BUILDERS = {"raw JAX": _raw_case, "blox": _blox_case, "Equinox": _eqx_case, "Flax NNX": _nnx_case}
 
 
-def build(model: str, lib: str) -> Case:
-    """The train step and forward call of ``model`` ('mlp' or 'block') written in ``lib``."""
+def build(model: str, lib: str, abstract: bool = False) -> Case:
+    """The train step and forward call of ``model`` ('mlp' or 'block') written in ``lib``.
+
+    ``abstract=True`` (raw JAX and blox only) builds the state as ShapeDtypeStructs,
+    enough to lower and compile the step without allocating anything.
+    """
+    if abstract:
+        return BUILDERS[lib](model, abstract=True)
     return BUILDERS[lib](model)
 
 

@@ -127,7 +127,15 @@ class Graph:
         yield from found
 
     def walk(self) -> Iterator[tuple[Path, Any]]:
-        """Yields ``(path, module)`` for every bound descendant, in creation order."""
+        """Yields ``(path, module)`` for every bound descendant, in creation order.
+
+        Example:
+            >>> import blox as bx
+            >>> g = bx.Graph('net'); node = g / 'mlp'
+            >>> seq = bx.Sequential(node, [bx.LayerNorm(node / 'ln')])
+            >>> [(bx.path_str(p), type(m).__name__) for p, m in g.walk()]
+            [('net/mlp', 'Sequential'), ('net/mlp/ln', 'LayerNorm')]
+        """
         for node in self.nodes():
             if node._module is not None:
                 yield node.path, node._module

@@ -211,6 +211,12 @@ class Params(Mapping):
         """Splits into (selected, rest). The default selects trainable params.
 
         ``pred`` takes ``(path, param)``. Both halves keep the lock state.
+
+        Example:
+            >>> p = Params({('a',): Param(1.0), ('b',): Param(2.0, trainable=False)})
+            >>> trainable, rest = p.split()
+            >>> list(trainable), list(rest), list(trainable.merge(rest))
+            ([('a',)], [('b',)], [('a',), ('b',)])
         """
         if pred is None:
             pred = lambda _, p: p.trainable  # noqa: E731
