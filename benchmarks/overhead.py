@@ -372,13 +372,26 @@ def measure(model: str, rounds: int, calls: int, eager_calls: int, compiles: int
             out[lib][name + "_ratio"] = ratios[lib]
     for lib in LIBS:
         out[lib]["loss"] = float(cases[lib].state[-1])
+        out[lib]["flatten"] = _flatten_time(cases[lib].state)
     return out
+
+
+def _flatten_time(state: tuple, reps: int = 2000) -> float:
+    """Median time to flatten and rebuild the train state: the per-call pytree cost of a jitted step."""
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        leaves, treedef = jax.tree.flatten(state)
+        jax.tree.unflatten(treedef, leaves)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     rows = [
-        "| model | library | jitted step | step vs raw | eager call | eager vs raw | first call (trace+compile) | vs raw |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| model | library | jitted step | step vs raw | eager call | eager vs raw | first call (trace+compile) | vs raw "
+        "| state flatten+unflatten |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model, res in results.items():
         for lib in LIBS:
@@ -386,7 +399,7 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
             rows.append(
                 f"| {model} | {lib} | {r['step'] * 1e3:.3f} ms | {r['step_ratio']:.3f}x "
                 f"| {r['eager'] * 1e3:.2f} ms | {r['eager_ratio']:.2f}x "
-                f"| {r['first'] * 1e3:.0f} ms | {r['first_ratio']:.2f}x |"
+                f"| {r['first'] * 1e3:.0f} ms | {r['first_ratio']:.2f}x | {r['flatten'] * 1e6:.0f} us |"
             )
     return "\n".join(rows)
 
