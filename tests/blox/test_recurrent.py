@@ -10,6 +10,7 @@ def _sig(v):
     return 1.0 / (1.0 + jnp.exp(-v))
 
 
+@jax.jit
 def _ref_lstm(p, xs, h, c, reset):
     """Plain-JAX LSTM over (T, B, F) from explicit weights; reset re-zeroes the state first."""
     ys = []
@@ -26,6 +27,7 @@ def _ref_lstm(p, xs, h, c, reset):
     return jnp.stack(ys), h, c
 
 
+@jax.jit
 def _ref_gru(p, xs, h, reset):
     ys = []
     hs = h.shape[-1]
@@ -133,8 +135,8 @@ def test_gradients_match_reference(dynamic):
         zeros = jnp.zeros((2, 5))
         return jnp.sum(jnp.sin(_ref_lstm(p, xs, zeros, zeros, reset)[0]))
 
-    got = _weights(jax.grad(ours)(trainable))
-    want = jax.grad(ref)(_weights(params))
+    got = _weights(jax.jit(jax.grad(ours))(trainable))
+    want = jax.jit(jax.grad(ref))(_weights(params))
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-6)
 
