@@ -201,14 +201,17 @@ def test_conv_errors_name_the_module_and_shapes():
     grouped, gparams = _conv((3,), 4, feature_group_count=2)
     with pytest.raises(
         bx.ShapeError,
-        match=r"net/conv \(Conv\): input channels \(input shape \(2, 5, 3\)\) \(3\) must be divisible by feature_group_count=2",
+        match=r"net/conv \(Conv\): the input's 3 channels \(input shape \(2, 5, 3\)\) must be divisible by feature_group_count=2",
     ):
         grouped(gparams, jnp.ones((2, 5, 3)))
     with pytest.raises(
         bx.ShapeError,
-        match=r"net/conv \(ConvTranspose\): output_channels \(5\) must be divisible by feature_group_count=2",
+        match=r"net/conv \(ConvTranspose\): output_channels=5 must be divisible by feature_group_count=2",
     ):
         _conv((3,), 5, cls=bx.ConvTranspose, feature_group_count=2)
+    up, uparams = _conv((4,), 2, cls=bx.ConvTranspose, strides=2, padding=((-2, -2),))
+    with pytest.raises(bx.ShapeError, match=r"net/conv \(ConvTranspose\): the kernel spans 4 positions .* only 1"):
+        up(uparams, jnp.ones((1, 3, 1)))
     with pytest.raises(TypeError, match=r"kernel_size must be a tuple.*\(3, 3\)"):
         _conv(3, 4)
     with pytest.raises(ValueError, match=r"padding must be 'SAME', 'VALID'"):
