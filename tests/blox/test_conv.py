@@ -124,6 +124,24 @@ def test_conv_gradients_match_lax():
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
 
+def test_conv_transpose_gradients_match_lax():
+    conv, params = _conv((3, 3), 4, cls=bx.ConvTranspose, strides=2, padding="SAME", use_bias=False)
+    x = _x((2, 3, 4, 2))
+    _, params = conv(params, x)
+
+    def ours(k, x):
+        return jnp.sum(jnp.sin(conv(params.set(("net", "conv", "kernel"), bx.Param(k)), x)[0]))
+
+    def ref(k, x):
+        return jnp.sum(jnp.sin(jax.lax.conv_transpose(x, k, (2, 2), "SAME", dimension_numbers=NHWC)))
+
+    kernel = params["net/conv/kernel"].value
+    got = jax.jit(jax.grad(ours, argnums=(0, 1)))(kernel, x)
+    want = jax.jit(jax.grad(ref, argnums=(0, 1)))(kernel, x)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("padding", ["SAME", "VALID", ((1, 2), (0, 1))])
 def test_conv_transpose_matches_lax(padding):
     conv, params = _conv((3, 2), 5, cls=bx.ConvTranspose, strides=(2, 3), padding=padding, kernel_dilation=(2, 1))
