@@ -133,3 +133,12 @@ def test_scan_errors_name_the_module_and_shapes():
         ValueError, match=r"make_block\(node\) must return a blox Module built on the node it is given \(net/s/block\)"
     ):
         bx.ScanBlocks(g / "s", lambda node: bx.Linear(g / "elsewhere", 3), num_layers=2)
+
+
+def test_a_block_without_params_spends_no_init_key():
+    g = bx.Graph("net")
+    rng = bx.Rng(g / "rng")
+    stack = bx.ScanBlocks(g / "h", lambda node: bx.Dropout(node, 0.5, rng), num_layers=L)
+    y, params = jax.jit(lambda p, x: stack(p, x, is_training=False))(rng.seed(bx.Params(), 0), jnp.ones(3))
+    np.testing.assert_array_equal(y, np.ones(3))
+    assert int(params["net/rng/counter"].value) == 0 and len(params) == 2
