@@ -93,9 +93,9 @@ class GPT2(nnx.Module):
 
 # nnx.tabulate needs a concrete model and input (it lowers each submodule with real values).
 model = GPT2(nnx.Rngs(0))
-start = time.perf_counter()
+start = time.process_time()
 table = nnx.tabulate(model, jnp.ones((1, 1024), jnp.int32), compute_flops=True)
-print(f"inner={time.perf_counter() - start}")
+print(f"inner={time.process_time() - start}")
 assert "124,439,808" in table.replace(",", "").replace("124439808", "124,439,808"), "must match GPT-2 small"
 """
 
@@ -103,9 +103,9 @@ OURS_INNER = """
 import time
 from blox_inspect import load_model, summarize_loaded
 loaded = load_model({spec!r})
-start = time.perf_counter()
+start = time.process_time()
 summarize_loaded(loaded, xla={xla})
-print(f"inner={{time.perf_counter() - start}}")
+print(f"inner={{time.process_time() - start}}")
 """
 
 
@@ -173,7 +173,7 @@ def main() -> None:
         print(f"{name:<{width}}  {r.wall:7.2f}  {r.cpu:6.2f}  {r.rss:12.0f}  {note}")
     inner = best([sys.executable, "-c", OURS_INNER.format(spec=GPT2, xla=True)]).inner
     inner_no_xla = best([sys.executable, "-c", OURS_INNER.format(spec=GPT2, xla=False)]).inner
-    print("\nin-process, GPT-2 small (start-up, imports and model building excluded):")
+    print("\nin-process CPU seconds, GPT-2 small (start-up, imports and model building excluded):")
     print(f"  summarize_loaded(xla=False)          {inner_no_xla:6.2f} s")
     print(f"  summarize_loaded(xla=True)           {inner:6.2f} s")
     print(

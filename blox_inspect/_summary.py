@@ -80,7 +80,7 @@ def summarize_loaded(
             params = _checkpoint_params(params_file)
         else:
             # Init runs the model too: its failures get the same module-level message.
-            params, _ = run_observed(loaded.abstract_params, seed)
+            params, _ = run_observed(loaded.abstract_params, seed, what="the model's init (abstract)")
     params = abstractify(params)
     say("tracing the forward pass")
     trace = trace_forward(loaded.model, params, loaded.inputs, loaded.kwargs)
@@ -312,12 +312,9 @@ def _add_train_flops(report: Report, loaded: LoadedModel, params: bx.Params) -> 
     from ._train import make_train_step
 
     ts = make_train_step(loaded)
-    try:
-        jaxpr = jax.make_jaxpr(ts.step)(*ts.abstract_args(loaded, params))
-    except InspectError:
-        raise
-    except Exception as e:
-        raise InspectError(f"tracing the train step failed: {type(e).__name__}: {e}") from e
+    # Observed like the forward pass, so a failure in training mode names its module
+    # (the tags it adds count zero FLOPs and pass tangents straight through).
+    jaxpr, _ = run_observed(jax.make_jaxpr(ts.step), *ts.abstract_args(loaded, params), what="the train step")
     infos = {m.path: m for m in report.modules}
     count = count_flops(jaxpr, infos.keys())
     report.totals.flops_train = count.total
