@@ -153,6 +153,12 @@ class Report:
             raise KeyError(path)
         return found
 
+    def to_networkx(self, depth: int | None = None):
+        """The dataflow as a ``networkx.DiGraph``; see ``blox_inspect._networkx``."""
+        from ._networkx import to_networkx
+
+        return to_networkx(self, depth=depth)
+
     # --- serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
