@@ -2,12 +2,14 @@
 
 Every row's numbers include the module's children, so hiding deeper modules
 (``depth``) never changes a total. Runs of >= ``FOLD_MIN`` consecutive siblings
-whose subtrees are identical (type, config, param shapes, call shapes) become
-one group: the first block's rows, marked ``×N``, with per-block numbers.
+whose subtrees are identical (type, config, param shapes, call shapes) and whose
+names differ only in their numbers (``layer_0``, ``layer_1``, ...) become one
+group: the first block's rows, marked ``×N``, with per-block numbers.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .._report import ModuleInfo, Report
@@ -48,6 +50,11 @@ def _signatures(report: Report) -> dict[str, tuple]:
     return sig
 
 
+def _numbered(name: str) -> str:
+    """'layer_12' -> 'layer_#': only numbered runs fold (query/key/value stay three rows)."""
+    return re.sub(r"\d+", "#", name)
+
+
 def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Row]:
     """The rows to show, in tree order; ``depth=N`` shows N levels of modules (top level = 1)."""
     by_path = {m.path: m for m in report.modules}
@@ -61,7 +68,10 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
             m = siblings[i]
             run = 1
             if fold:
-                while i + run < len(siblings) and sig[siblings[i + run].path] == sig[m.path]:
+                key = (_numbered(m.name), sig[m.path])
+                while (
+                    i + run < len(siblings) and (_numbered(siblings[i + run].name), sig[siblings[i + run].path]) == key
+                ):
                     run += 1
             if run < FOLD_MIN:
                 run = 1

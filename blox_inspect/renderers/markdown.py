@@ -8,7 +8,7 @@ from ._rows import human, percent, rows, shapes, totals_items, type_label
 
 def _cell(text: str) -> str:
     # dtypes such as key<fry> would read as HTML tags
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("<", "&lt;")
 
 
 def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:

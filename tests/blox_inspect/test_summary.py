@@ -290,7 +290,9 @@ def test_checkpoint_header_supplies_the_params(tmp_path):
     loaded = load_model(MLP)
     # Concrete params of the right structure, without compiling the initialisers (slow on CPU).
     params = jax.tree.map(
-        lambda s: jax.random.key(0) if jax.dtypes.issubdtype(s.dtype, jax.dtypes.prng_key) else np.zeros(s.shape, s.dtype),
+        lambda s: (
+            jax.random.key(0) if jax.dtypes.issubdtype(s.dtype, jax.dtypes.prng_key) else np.zeros(s.shape, s.dtype)
+        ),
         loaded.abstract_params(),
     )
     file = str(tmp_path / "mlp.safetensors")
