@@ -84,8 +84,11 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
     return out
 
 
-def human(n: float | int | None, unit: str = "") -> str:
-    """124439808 -> '124.4M'; with unit 'FLOP' -> '1.2 GFLOP'; bytes with unit 'B' -> '497.8 MiB'."""
+def human(n: float | int | None, unit: str = "", si: bool = False) -> str:
+    """124439808 -> '124.4M', 7e9 -> '7.0B'; with unit 'FLOP' -> '1.2 GFLOP'; with unit 'B' -> '497.8 MiB'.
+
+    ``si=True`` uses SI prefixes without a unit (FLOP columns: '293.5G').
+    """
     if n is None:
         return "-"
     if unit == "B":
@@ -95,7 +98,9 @@ def human(n: float | int | None, unit: str = "") -> str:
                 return f"{int(value)} B" if suffix == "B" else f"{value:.1f} {suffix}"
             value /= 1024
     value = float(n)
-    for suffix in ("", "K", "M", "G", "T", "P", "E"):
+    # Counts read 7.0B (billions, as model sizes are quoted); FLOPs take SI prefixes (1.2 GFLOP).
+    suffixes = ("", "K", "M", "G", "T", "P", "E") if unit or si else ("", "K", "M", "B", "T", "P", "E")
+    for suffix in suffixes:
         if abs(value) < 1000 or suffix == "E":
             if suffix == "":
                 text = f"{int(n):,}" if float(n).is_integer() else f"{value:.1f}"
@@ -151,8 +156,8 @@ def percent(part: int, total: int) -> str:
     return f"{100.0 * part / total:.1f}%" if total else "-"
 
 
-def both(n: int) -> str:
-    short, exact = human(n), f"{n:,}"
+def both(n: int, si: bool = False) -> str:
+    short, exact = human(n, si=si), f"{n:,}"
     return exact if short == exact else f"{short} ({exact})"
 
 

@@ -28,10 +28,10 @@ def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> 
             percent(m.params, total),
             human(m.params - m.trainable_params),
             human(m.param_bytes, "B"),
-            human(m.flops),
+            human(m.flops, si=True),
         ]
         if train:
-            cells.append(human(m.flops_train))
+            cells.append(human(m.flops_train, si=True))
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", "## Totals", ""]
     lines += [f"- **{_cell(label.strip())}**: {_cell(value)}" for label, value in totals_items(report)]

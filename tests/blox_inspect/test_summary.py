@@ -379,3 +379,14 @@ def test_failure_in_training_mode_names_the_module():
     assert blox_inspect.summary(model, sds(2, 3), is_training=False, xla=False).totals.flops == 0
     with pytest.raises(InspectError, match=r"net/seq/bug \(TrainBug\) failed while tracing the train step"):
         blox_inspect.summary(model, sds(2, 3), train=True, is_training=False, xla=False)
+
+
+def test_xla_auto_skips_large_programs(monkeypatch):
+    from blox_inspect import _summary
+
+    loaded = load_model(MLP)
+    monkeypatch.setattr(_summary, "XLA_AUTO_MAX_EQNS", 3)
+    r = summarize_loaded(loaded, xla=None)
+    assert r.totals.flops_xla is None and r.totals.memory == {}
+    assert any("XLA cost and memory analysis skipped" in n and "Pass --xla" in n for n in r.notes)
+    assert summarize_loaded(loaded, xla=True).totals.flops_xla == r.totals.flops  # forced
