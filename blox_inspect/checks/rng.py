@@ -23,8 +23,11 @@ DRAWS = frozenset({"random_bits", "random_split"})
 FIX_REUSE = "Draw a fresh key for each random operation: call the Rng module once per use (keeping the Params it returns) or split the key."
 
 
-def value_numbers(prog: Program) -> Any:
-    """Returns ``number(x)``: equal numbers mean provably equal values (same op on the same inputs)."""
+def value_numbers(prog: Program, only: set | None = None) -> Any:
+    """Returns ``number(x)``: equal numbers mean provably equal values (same op on the same inputs).
+
+    With ``only``, ops whose results are not in that set are skipped (it must be closed under dependencies).
+    """
     table: dict[tuple, int] = {}
     vn: dict[Any, int] = {}
 
@@ -45,6 +48,8 @@ def value_numbers(prog: Program) -> Any:
         return intern(("lit?", id(x)))
 
     for op in prog.ops:
+        if only is not None and not any(o in only for o in op.outs):
+            continue
         key = _params_key(op.params)
         ins = tuple(number(x) for x in op.ins)
         for i, o in enumerate(op.outs):
@@ -82,9 +87,13 @@ def _where(ops: list[Op]) -> str:
 
 
 def reuse_findings(prog: Program) -> Iterable[Finding]:
-    number = value_numbers(prog)
+    draws = _draws(prog)
+    if not draws:
+        return
+    # Only the values keys are computed from matter: number just those.
+    number = value_numbers(prog, only=prog.reach([op.ins[0] for op in draws]))
     groups: dict[int, list[Op]] = {}
-    for op in _draws(prog):
+    for op in draws:
         groups.setdefault(number(op.ins[0]), []).append(op)
     for ops in groups.values():
         clash = [b for i, b in enumerate(ops) if any(not exclusive(a, b) for a in ops[:i])]
@@ -99,8 +108,10 @@ def reuse_findings(prog: Program) -> Iterable[Finding]:
             "identical or correlated numbers.",
             FIX_REUSE,
         )
+    if not any(op.loops for op in draws):
+        return
     variance = prog.loop_variance()
-    for op in _draws(prog):
+    for op in draws:
         loops = op.loops
         if not loops:
             continue

@@ -67,6 +67,18 @@ def test_good_twins_have_no_findings(name):
     assert check(name) == []
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gpt2.py", "vit.py", "llama.py", "resnet50.py"])
+def test_reference_architectures_have_no_findings(name):
+    loaded = load_model(str(ROOT / "examples" / name))
+    assert run_checks(CheckContext(loaded)) == []
+
+
+def test_sharded_llama_fits_the_mesh():
+    findings = run_checks(CheckContext(load_model(str(ROOT / "examples" / "llama.py")), parse_mesh("data=8,model=4")))
+    assert findings == []
+
+
 def test_float64_with_x64_enabled_is_an_error():
     with jax.enable_x64(True):
         findings = check("float64_bad.py")
