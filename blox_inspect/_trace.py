@@ -30,14 +30,14 @@ from ._report import TensorSpec
 TAG_NAME = "blox_tag"
 
 MSG_MODEL_FAILED = (
-    "{path} ({type}{method}) failed while tracing the forward pass.\n"
+    "{path} ({type}{method}) failed while tracing {what}.\n"
     "  inputs that flowed into it: {inputs}\n"
     "  error: {error}: {message}\n"
     "Check the shapes this module receives (the model's inputs, or the module before it). "
     "Run with --debug for the full traceback."
 )
 MSG_OUTSIDE_MODULES = (
-    "the forward pass failed outside every module ({error}: {message}). Check the code between "
+    "{what} failed outside every module ({error}: {message}). Check the code between "
     "module calls and the model's inputs. Run with --debug for the full traceback."
 )
 
@@ -185,7 +185,7 @@ def abstractify(tree: Any) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
 
 
-def run_observed(fn, *args: Any) -> tuple[Any, _Observer]:
+def run_observed(fn, *args: Any, what: str = "the forward pass") -> tuple[Any, _Observer]:
     """Runs ``fn(*args)`` with module calls observed; model failures become InspectErrors.
 
     The hook is restored in ``finally``, so it never outlives this call, even when the
@@ -198,7 +198,7 @@ def run_observed(fn, *args: Any) -> tuple[Any, _Observer]:
     except InspectError:
         raise
     except Exception as e:
-        raise _model_error(observer.failure, e) from e
+        raise _model_error(observer.failure, e, what) from e
     finally:
         _module._call_module = observer.original
 
@@ -230,12 +230,12 @@ def trace_forward(model: bx.Module, params: bx.Params, inputs: tuple, kwargs: di
     )
 
 
-def _model_error(failure: tuple[Call, BaseException] | None, e: BaseException) -> InspectError:
+def _model_error(failure: tuple[Call, BaseException] | None, e: BaseException, what: str) -> InspectError:
     message = str(e).strip()
     if len(message) > 800:
         message = message[:800] + " ..."
     if failure is None:
-        return InspectError(MSG_OUTSIDE_MODULES.format(error=type(e).__name__, message=message))
+        return InspectError(MSG_OUTSIDE_MODULES.format(what=what, error=type(e).__name__, message=message))
     call, _ = failure
     method = "" if call.method == "__call__" else f".{call.method}"
     return InspectError(
@@ -246,5 +246,6 @@ def _model_error(failure: tuple[Call, BaseException] | None, e: BaseException) -
             inputs=", ".join(map(str, call.inputs)) or "(no arrays)",
             error=type(e).__name__,
             message=message,
+            what=what,
         )
     )

@@ -47,10 +47,11 @@ def register(sub: Any) -> None:
     p.add_argument("--max-flops", type=parse_count, metavar="N", help="fail (exit 1) when forward FLOPs exceed N")
     p.add_argument("--seed", type=int, default=0, help="seed for the abstract init (default 0)")
     p.add_argument(
-        "--no-xla",
-        dest="xla",
-        action="store_false",
-        help="skip compiling (no XLA FLOP count or memory analysis): faster for huge models",
+        "--xla",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compile the forward program for XLA's FLOP count and memory analysis (default: unless the "
+        "program has more than 5,000 equations, e.g. a 70B model; --no-xla: never)",
     )
     p.add_argument("--debug", dest="debug_sub", action="store_true", help="show full tracebacks for errors")
     p.set_defaults(run=run)
@@ -96,7 +97,11 @@ def check_budgets(report, max_params: int | None, max_flops: int | None) -> None
     if max_flops is not None and t.flops > max_flops:
         raise BudgetExceeded(
             MSG_BUDGET.format(
-                what="FLOP", got=both(t.flops), unit="forward FLOPs", flag="--max-flops", limit=both(max_flops)
+                what="FLOP",
+                got=both(t.flops, si=True),
+                unit="forward FLOPs",
+                flag="--max-flops",
+                limit=both(max_flops, si=True),
             )
         )
 
