@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import blox as bx
+
 from ._compile import compile_facts
 from ._cost_report import (
     Comparison,
@@ -32,6 +34,45 @@ from ._units import human_bytes
 
 OUTSIDE = "(outside modules)"
 MATMUL_PRIMITIVES = ("dot_general", "conv_general_dilated")
+
+
+def cost(
+    model: Any,
+    *inputs: Any,
+    train: bool = False,
+    device: str | None = "h100",
+    dtype: str | None = None,
+    mesh: str | dict[str, int] | None = None,
+    sharding: str = "fsdp",
+    device_memory: int | str | None = None,
+    **kwargs: Any,
+) -> CostReport:
+    """Costs of ``model(params, *inputs, **kwargs)`` (or its train step), compiled from abstract inputs.
+
+    Inputs may be arrays or ``jax.ShapeDtypeStruct``. ``mesh`` (``'data=8'`` or ``{'data': 8}``) compiles for a
+    device mesh with the ``sharding`` strategy; this needs that many devices in this process (e.g.
+    ``jax.config.update('jax_num_cpu_devices', 8)`` at start-up); the CLI simulates larger meshes in a
+    subprocess. Every other keyword goes to the model.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, blox as bx, blox_inspect
+        >>> g = bx.Graph('net'); rng = bx.Rng(g / 'rng')
+        >>> lin = bx.Linear(g / 'proj', 16, rng, use_bias=False)
+        >>> r = blox_inspect.cost(lin, jax.ShapeDtypeStruct((64, 32), jnp.float32), device='a100')
+        >>> r.flops, r.compiled.flops, r.roofline.bound  # 2 * 64 * 32 * 16
+        (65536, 65536, 'memory')
+    """
+    from ._devices import parse_bytes
+    from ._shard_plan import parse_mesh
+
+    loaded = LoadedModel(model=model, inputs=tuple(inputs), kwargs=dict(kwargs), source=type(model).__name__)
+    if isinstance(mesh, str):
+        mesh = parse_mesh(mesh)
+    if isinstance(device_memory, str):
+        device_memory = parse_bytes(device_memory)
+    return analyse_cost(
+        loaded, train=train, device=device, dtype=dtype, mesh=mesh, strategy=sharding, device_memory=device_memory
+    )
 
 
 def analyse_cost(
@@ -127,14 +168,22 @@ def describe_example(example: str, scopes: Any) -> str:
 
 
 def module_rows(loaded: LoadedModel, count: FlopCount) -> list[ModuleFlops]:
+    """One row per module in graph order; depth counts enclosing MODULES (plain graph nodes such as a
+    ``layers`` folder do not add a level), and name is the path relative to the enclosing module."""
+    modules = [(path, module) for path, module in loaded.graph.walk()]
+    bound = {path for path, _ in modules}
     rows = []
-    for path, module in loaded.graph.walk():
+    for path, module in modules:
         scope = module.scope_name
+        parents = [path[:i] for i in range(1, len(path)) if path[:i] in bound]
+        name = bx.path_str(path[len(parents[-1]) :]) if parents else scope
         total = sum(f for s, f in count.by_scope.items() if s == scope or s.startswith(scope + "/"))
-        rows.append(ModuleFlops(scope, type(module).__name__, len(path) - 1, count.by_scope.get(scope, 0), total))
+        rows.append(
+            ModuleFlops(scope, type(module).__name__, len(parents), count.by_scope.get(scope, 0), total, name)
+        )
     outside = count.by_scope.get("", 0)
     if outside:
-        rows.append(ModuleFlops(OUTSIDE, "", 0, outside, outside))
+        rows.append(ModuleFlops(OUTSIDE, "", 0, outside, outside, OUTSIDE))
     return rows
 
 

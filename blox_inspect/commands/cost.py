@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mesh", default=None, help="device mesh to compile for, e.g. data=8 or data=8,model=4")
     p.add_argument("--sharding", default="fsdp", help="with --mesh: fsdp, tp or metadata (default fsdp)")
     p.add_argument("--device-memory", default=None, help="per-device memory for the fit verdict, e.g. 80GB, 16GiB")
+    p.add_argument("--depth", type=int, default=None, help="module rows down to this many levels below the top")
     p.add_argument("--batch", type=int, default=None, help="override the leading (batch) dimension of the inputs")
     p.add_argument(
         "--format", default=None, choices=FORMATS, help="output format (default: from the -o extension, else table)"
@@ -78,11 +79,11 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "json":
         text = report.to_json()
     elif fmt == "markdown":
-        text = render_markdown(report)
+        text = render_markdown(report, args.depth)
     else:
         import sys
 
         color = args.output is None and sys.stdout.isatty()
-        text = render_text(report, color=color)
+        text = render_text(report, color=color, depth=args.depth)
     write_output(text, args.output)
     return 0
