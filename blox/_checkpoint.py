@@ -22,7 +22,7 @@ import ml_dtypes
 import numpy as np
 
 from ._errors import CheckpointError
-from ._params import Param, Params, thaw
+from ._params import Param, Params, freeze, thaw
 from ._paths import Path, path_str
 
 FORMAT = "blox"
@@ -112,6 +112,8 @@ def read_header(file: str | os.PathLike) -> CheckpointHeader:
     except (UnicodeDecodeError, ValueError) as e:
         raise _fail(file, f"not a safetensors checkpoint: the header is not valid JSON ({e}).") from e
     meta = header.pop("__metadata__", {}) or {}
+    if not isinstance(meta, dict):
+        raise _fail(file, f"not a safetensors checkpoint: __metadata__ is {type(meta).__name__}, expected an object.")
     is_blox = meta.get("format") == FORMAT
     entries = {}
     if is_blox:
@@ -124,6 +126,7 @@ def read_header(file: str | os.PathLike) -> CheckpointHeader:
     for name, info in header.items():
         try:
             code, shape, (lo, hi) = info["dtype"], tuple(int(s) for s in info["shape"]), info["data_offsets"]
+            code, lo, hi = str(code), int(lo), int(hi)
         except (KeyError, TypeError, ValueError) as e:
             raise _fail(file, f"tensor {name!r} has a malformed header entry: {info!r}.") from e
         if code not in _DTYPES:
@@ -290,6 +293,12 @@ def save(file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str]
             meta_json = json.loads(json.dumps(thaw(param.metadata)))
         except TypeError as e:
             raise CheckpointError(f"{name}: Param metadata must be JSON-serialisable to be saved ({e}).") from e
+        if freeze(meta_json) != param.metadata:
+            # e.g. int keys become strings in JSON; refuse rather than load something different.
+            raise CheckpointError(
+                f"{name}: Param metadata {thaw(param.metadata)!r} would not load back unchanged from JSON "
+                "(keys must be str; values str, numbers, bools, None, lists or dicts)."
+            )
         entry = {"name": name, "path": list(path), "trainable": param.trainable, "metadata": meta_json}
         if key_impl:
             entry["key_impl"] = key_impl

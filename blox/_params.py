@@ -193,8 +193,13 @@ class Params(Mapping):
 
     # --- functional updates -----------------------------------------------
     def set(self, path: Path, param: Param) -> Params:
-        """Returns new Params with ``param`` stored at ``path`` (new or replaced)."""
+        """Returns new Params with ``param`` stored at ``path`` (new or replaced).
+
+        A bare array is wrapped as a trainable ``Param`` with no metadata.
+        """
         path = _as_path(path)
+        if not isinstance(param, Param):
+            param = Param(param)
         data = dict(self._data)
         new = path not in data
         data[path] = param

@@ -15,7 +15,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend import core as jcore
 
 import blox as bx
 from blox._paths import path_str
@@ -28,6 +27,7 @@ from ._report import CallInfo, ModuleInfo, ParamInfo, Report, TensorSpec, Totals
 from ._trace import Trace, abstractify, run_observed, spec_of, trace_forward
 
 Progress = Callable[[str], None]
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 MSG_BAD_CHECKPOINT = (
     "{file}: could not read the checkpoint header: {error}. Pass a file written by blox.save (safetensors)."
@@ -52,7 +52,8 @@ def summary(
     Example:
         >>> import jax, jax.numpy as jnp, blox as bx, blox_inspect
         >>> g = bx.Graph('net'); rng = bx.Rng(g / 'rng')
-        >>> mlp = bx.Sequential(g / 'mlp', [bx.Linear(g / 'mlp' / 'l1', 8, rng), jax.nn.relu])
+        >>> node = g / 'mlp'
+        >>> mlp = bx.Sequential(node, [bx.Linear(node / 'l1', 8, rng), jax.nn.relu])
         >>> r = blox_inspect.summary(mlp, jax.ShapeDtypeStruct((2, 4), jnp.float32), xla=False)
         >>> r.module('net/mlp/l1').params, r.totals.flops  # 4*8+8 params; 2*2*4*8 + bias + relu
         (40, 160)
@@ -329,9 +330,14 @@ def _add_train_flops(report: Report, loaded: LoadedModel, params: bx.Params) -> 
 
 
 def _add_xla(report: Report, trace: Trace) -> None:
-    avals = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in trace.jaxpr.in_avals]
     try:
-        compiled = jax.jit(jcore.jaxpr_as_fun(trace.jaxpr)).lower(*avals).compile()
+        lowered = trace.traced.lower()
+        try:
+            # The program is analysed, never run: skip LLVM's optimisations (the HLO passes that
+            # decide fusion, FLOPs and buffers are unchanged), which roughly halves compile time.
+            compiled = lowered.compile(compiler_options=FAST_COMPILE)
+        except Exception:
+            compiled = lowered.compile()
     except Exception as e:  # XLA numbers are extra: keep the report, say why they are missing
         report.notes.append(f"XLA compile failed, so flops_xla and memory are missing: {type(e).__name__}: {e}")
         return

@@ -1,6 +1,7 @@
 """Analysis tier: one abstract trace of a model's forward pass, observing every module call.
 
-While ``jax.make_jaxpr`` traces the forward pass, ``blox._module._call_module`` is
+While ``jax.jit(forward).trace`` traces the forward pass (giving both its jaxpr and
+the program XLA compiles), ``blox._module._call_module`` is
 temporarily replaced (restored in ``finally``) by an observer that records, per
 call, the module, method, caller and input/output shapes, and wraps each array
 input and output in an identity *tag* primitive. The tags survive into the jaxpr
@@ -11,6 +12,7 @@ operand and the FLOP counter gives them zero.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,9 +63,13 @@ ad.primitive_jvps[tag_p] = _tag_jvp
 ad.primitive_transposes[tag_p] = lambda ct, x, **_: [ct]
 
 
-def tag(x: Any, site: int, kind: str, index: int) -> Any:
-    """Marks ``x`` as input (``kind='in'``) or output (``'out'``) ``index`` of call ``site``."""
-    return tag_p.bind(x, site=site, kind=kind, index=index)
+def tag(x: Any, site: int, kind: str, index: int, trace: int = 0) -> Any:
+    """Marks ``x`` as input (``kind='in'``) or output (``'out'``) ``index`` of call ``site``.
+
+    ``trace`` identifies the trace that made the tag: JAX may reuse an inner jaxpr traced
+    earlier (its trace cache), and tags from another trace must not be read as ours.
+    """
+    return tag_p.bind(x, site=site, kind=kind, index=index, trace=trace)
 
 
 def _taggable(x: Any) -> bool:
@@ -97,8 +103,10 @@ class Trace:
     """What one traced forward pass saw."""
 
     jaxpr: Any  # ClosedJaxpr with tags; flat args = param leaves, then input leaves
+    traced: Any  # jax.stages.Traced of the same forward pass: .lower() for XLA's numbers
     n_param_leaves: int
     calls: list[Call]
+    id: int  # the trace id its tags carry
     out_specs: list[TensorSpec]
     out_tree: Any
 
@@ -131,9 +139,13 @@ def _array_specs(tree: Any) -> list[TensorSpec]:
     return [spec_of(x) for x in leaves if _is_array(x)]
 
 
+_TRACE_IDS = itertools.count(1)
+
+
 class _Observer:
     def __init__(self, original):
         self.original = original
+        self.id = next(_TRACE_IDS)
         self.calls: list[Call] = []
         self.stack: list[bx.Module] = []
         self.failure: tuple[Call, BaseException] | None = None
@@ -149,7 +161,7 @@ class _Observer:
             inputs=_array_specs((args, kwargs)),
         )
         self.calls.append(call)
-        args, kwargs = _map_arrays((args, kwargs), lambda i, x: tag(x, site, "in", i))
+        args, kwargs = _map_arrays((args, kwargs), lambda i, x: tag(x, site, "in", i, self.id))
         self.stack.append(module)
         try:
             out = self.original(module, method, params, args, kwargs)
@@ -160,10 +172,10 @@ class _Observer:
         finally:
             self.stack.pop()
         if isinstance(out, tuple) and len(out) == 2 and _is_params(out[1]):
-            value = _map_arrays(out[0], lambda i, x: tag(x, site, "out", i))
+            value = _map_arrays(out[0], lambda i, x: tag(x, site, "out", i, self.id))
             call.outputs = _array_specs(value)
             return value, out[1]
-        out = _map_arrays(out, lambda i, x: tag(x, site, "out", i))
+        out = _map_arrays(out, lambda i, x: tag(x, site, "out", i, self.id))
         call.outputs = _array_specs(out)
         return out
 
@@ -192,7 +204,7 @@ def run_observed(fn, *args: Any) -> tuple[Any, _Observer]:
 
 
 def trace_forward(model: bx.Module, params: bx.Params, inputs: tuple, kwargs: dict) -> Trace:
-    """Traces ``model(params, *inputs, **kwargs)`` once with ``jax.make_jaxpr``, observing module calls.
+    """Traces ``model(params, *inputs, **kwargs)`` once (``jax.jit(...).trace``), observing module calls.
 
     ``params`` and ``inputs`` may be abstract (``jax.ShapeDtypeStruct`` leaves). A failure
     inside the model becomes an :class:`InspectError` naming the innermost module.
@@ -204,12 +216,15 @@ def trace_forward(model: bx.Module, params: bx.Params, inputs: tuple, kwargs: di
         out, _ = model(params, *inputs, **kwargs)
         return out
 
-    (jaxpr, out_shape), observer = run_observed(jax.make_jaxpr(forward, return_shape=True), params, *inputs)
-    out_leaves, out_tree = jax.tree.flatten(out_shape)
+    # jit(...).trace gives the jaxpr and, from the same trace, the program XLA compiles.
+    traced, observer = run_observed(jax.jit(forward).trace, params, *inputs)
+    out_leaves, out_tree = jax.tree.flatten(traced.out_info)
     return Trace(
-        jaxpr=jaxpr,
+        jaxpr=traced.jaxpr,
+        traced=traced,
         n_param_leaves=len(jax.tree.leaves(params)),
         calls=observer.calls,
+        id=observer.id,
         out_specs=[spec_of(x) for x in out_leaves],
         out_tree=out_tree,
     )

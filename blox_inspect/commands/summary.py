@@ -124,7 +124,13 @@ def run(args: argparse.Namespace) -> int:
                 loaded, train=args.train, params_file=args.params, xla=args.xla, seed=args.seed, progress=say
             )
     fmt = args.format or guess_format(args.output)
-    text = render(report, fmt, depth=args.depth, fold=args.fold)
-    write_output(text, args.output)
+    if fmt == "table" and args.output in (None, "-") and sys.stdout.isatty():
+        from rich.console import Console
+
+        from ..renderers.table import render_rich
+
+        Console().print(render_rich(report, args.depth, args.fold))  # colour, terminal width
+    else:
+        write_output(render(report, fmt, depth=args.depth, fold=args.fold), args.output)
     check_budgets(report, args.max_params, args.max_flops)
     return 0

@@ -61,7 +61,7 @@ def render_text(report: Report, depth: int | None = None, fold: bool = True, wid
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system=None, force_terminal=False, legacy_windows=False)
     console.print(render_rich(report, depth, fold))
-    return buf.getvalue()
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 
 def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:

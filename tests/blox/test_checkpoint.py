@@ -175,3 +175,26 @@ def test_a_failed_save_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatc
     assert file.read_bytes() == before and os.listdir(tmp_path) == ["m.safetensors"]
     with pytest.raises(TypeError, match="bx.save expects blox Params, got dict"):
         bx.save(tmp_path / "x", {})
+
+
+def test_malformed_headers_and_unsupported_dtypes_are_clear_errors(tmp_path):
+    def write(name, header):
+        body = json.dumps(header).encode()
+        (tmp_path / name).write_bytes(struct.pack("<Q", len(body)) + body + b"\0" * 16)
+        return tmp_path / name
+
+    with pytest.raises(bx.CheckpointError, match=r"tensor 'w' has a malformed header entry"):
+        bx.load(write("a", {"w": {"dtype": "F32", "shape": [2]}}))
+    with pytest.raises(bx.CheckpointError, match=r"tensor 'w' has dtype 'C64', which blox cannot read"):
+        bx.load(write("b", {"w": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}))
+    with pytest.raises(bx.CheckpointError, match=r"tensor 'w': 4 bytes stored but shape \(2,\) of F32 needs 8"):
+        bx.load(write("c", {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}))
+    with pytest.raises(bx.CheckpointError, match=r"__metadata__ is list, expected an object"):
+        bx.load(write("d", {"__metadata__": [1]}))
+
+
+def test_metadata_that_would_not_round_trip_is_refused(tmp_path):
+    params = bx.Params({("a",): bx.Param(jnp.zeros(2), metadata={1: "x"})})
+    with pytest.raises(bx.CheckpointError, match=r"a: Param metadata \{1: 'x'\} would not load back unchanged"):
+        bx.save(tmp_path / "m", params)
+    assert not (tmp_path / "m").exists()

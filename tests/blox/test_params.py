@@ -48,6 +48,8 @@ def test_params_is_an_immutable_mapping():
         params[("net", "x")] = bx.Param(1.0)
     new = params.set(("net", "x"), bx.Param(jnp.ones(1)))
     assert ("net", "x") in new and ("net", "x") not in params
+    bare = params.set("net/y", jnp.zeros(2))
+    assert isinstance(bare["net/y"], bx.Param) and bare["net/y"].trainable
 
 
 def test_lock_split_merge_round_trip():

@@ -104,7 +104,9 @@ def test_jax_checkpoint_gives_identical_gradients():
 def test_eval_shape_builds_the_full_structure_without_allocating():
     rng, mlp = _build()
     x, _ = _data()
+    before = len(jax.live_arrays())
     abstract = jax.eval_shape(lambda x: mlp(rng.seed(bx.Params(), 0), x, is_training=True)[1], x)
+    assert len(jax.live_arrays()) <= before  # nothing was allocated
     assert all(isinstance(v, jax.ShapeDtypeStruct) for v in jax.tree.leaves(abstract))
     shapes = {bx.path_str(k): (tuple(p.value.shape), p.trainable) for k, p in abstract.items()}
     assert shapes == {

@@ -317,3 +317,16 @@ def test_concrete_inputs_are_not_needed_but_accepted():
     rng = bx.Rng(g / "rng")
     r = blox_inspect.summary(bx.Linear(g / "l", 3, rng), np.ones((2, 5), np.float32), xla=False)
     assert r.totals.trainable_params == 18 and r.inputs[0].shape == [2, 5]
+
+
+def test_gpt2_small_fixture_matches_the_published_count_and_folds():
+    # Our own GPT-2 small fixture (the reference examples/ models are tested when they land).
+    r = summarize_loaded(load_model(os.path.join(HERE, "models", "gpt2_small.py")), xla=False)
+    assert r.totals.trainable_params == 124_439_808
+    rows = _rows.rows(r, depth=2)
+    assert [(row.label, row.module.params) for row in rows if row.repeat > 1] == [("h0…h11 ×12", 7_087_872)]
+    blocks = sum(m.flops for m in r.modules if m.parent == "net/gpt2" and m.name.startswith("h"))
+    # 12 blocks of 2*T*(12*d^2) matmul FLOPs plus attention, the tied head 2*T*d*V, all inside modules
+    assert r.module("net/gpt2/wte").flops >= 2 * 1024 * 768 * 50257
+    assert blocks > 12 * 2 * 1024 * 12 * 768 * 768
+    assert r.totals.flops == r.module("net/gpt2").flops
