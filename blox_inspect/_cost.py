@@ -178,9 +178,7 @@ def module_rows(loaded: LoadedModel, count: FlopCount) -> list[ModuleFlops]:
         parents = [path[:i] for i in range(1, len(path)) if path[:i] in bound]
         name = bx.path_str(path[len(parents[-1]) :]) if parents else scope
         total = sum(f for s, f in count.by_scope.items() if s == scope or s.startswith(scope + "/"))
-        rows.append(
-            ModuleFlops(scope, type(module).__name__, len(parents), count.by_scope.get(scope, 0), total, name)
-        )
+        rows.append(ModuleFlops(scope, type(module).__name__, len(parents), count.by_scope.get(scope, 0), total, name))
     outside = count.by_scope.get("", 0)
     if outside:
         rows.append(ModuleFlops(OUTSIDE, "", 0, outside, outside, OUTSIDE))
@@ -209,11 +207,13 @@ def compare(count: FlopCount, facts: CompiledFacts) -> list[Comparison]:
     loop_reason = loops and (lo is not None or co is not None) and ours > max(lo or 0, co or 0) * 1.005
     if loop_reason:
         trips = Counter(lp.trip_count for lp in loops)
-        shown = ", ".join(f"{n}x{t}" if n > 1 else str(t) for t, n in sorted(trips.items()))
+        shown = ", ".join(
+            f"{n} loops of {t} steps" if n > 1 else f"1 loop of {t} steps" for t, n in sorted(trips.items())
+        )
         ratio = ours / max(lo or 0, 1) if lo else ours / max(co or 1, 1)
         reasons.append(
-            f"XLA counts a loop body once; ours multiplies it by the trip count (loops of {shown} "
-            f"steps), hence ours = {ratio:.1f}x XLA's"
+            f"XLA counts a loop body once; ours multiplies it by the trip count ({shown}), "
+            f"hence ours = {ratio:.1f}x XLA's"
         )
     if facts.devices > 1 and co is not None:
         reasons.append(

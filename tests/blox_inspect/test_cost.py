@@ -34,7 +34,7 @@ def test_scan_count_is_ten_times_xlas_and_the_report_says_why():
     # XLA counts the while body once (plus a couple of loop-counter ops).
     assert one_step <= r.compiled.flops < 2 * one_step and one_step <= r.lowered.flops < 2 * one_step
     assert [lp.trip_count for lp in r.loops] == [10]
-    assert "XLA counts a loop body once" in r.comparison[0].note and "loops of 10 steps" in r.comparison[0].note
+    assert "XLA counts a loop body once" in r.comparison[0].note and "1 loop of 10 steps" in r.comparison[0].note
     assert "ours = 10.0x XLA's" in r.comparison[0].note
     assert {m.path: m.flops for m in r.modules}["net/loop"] == 10 * one_step
 
