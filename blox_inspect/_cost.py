@@ -142,7 +142,15 @@ def analyse_cost(
         )
     spec_dev = get_device(device) if device else None
     if spec_dev is not None:
-        report.roofline = roofline(spec_dev, dtype or dominant_dtype(params), count.total // facts.devices, facts)
+        compute_dtype = dtype or dominant_dtype(params)
+        if dtype is None and compute_dtype == "f32" and "tf32" in spec_dev.flops:
+            # JAX's default matmul precision runs f32 dots on tensor cores as TF32 on Ampere and newer.
+            compute_dtype = "tf32"
+            report.notes.append(
+                "roofline: f32 matmuls taken at the TF32 tensor-core peak (JAX's default "
+                "precision on NVIDIA); --dtype f32 for the full-precision CUDA-core peak"
+            )
+        report.roofline = roofline(spec_dev, compute_dtype, count.total // facts.devices, facts)
     for c in facts.collectives:
         c.examples = [describe_example(e, scopes) for e in c.examples]
     if plan is not None:

@@ -6,6 +6,7 @@ Both formats come from one list of :class:`Section`s, so table and markdown alwa
 from __future__ import annotations
 
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .._cost_report import CostReport, ShardingReport
@@ -60,7 +61,8 @@ def _comparison(r: CostReport) -> Section:
             f"({100 * r.flops_matmul / max(r.flops, 1):.1f}%)"
         )
     if r.loops:
-        trips = ", ".join(str(lp.trip_count) if lp.trip_count else "?" for lp in r.loops)
+        counts = Counter(str(lp.trip_count) if lp.trip_count else "?" for lp in r.loops)
+        trips = ", ".join(f"{t} (x{n})" if n > 1 else t for t, n in counts.items())
         lines.append(f"while loops in the compiled program: {len(r.loops)} (trip counts: {trips})")
     return Section(
         "FLOPs and bytes: ours vs XLA",
