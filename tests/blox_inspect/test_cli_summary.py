@@ -187,10 +187,10 @@ def test_model_file_with_dataclass_and_postponed_annotations(capsys, tmp_path):
 
         def build():
             graph = bx.Graph("net")
-            model = bx.Linear(graph / "out", Config().width)
+            model = bx.Linear(graph / "out", Config().width, bx.Rng(graph / "rng"))
             return model, (jax.ShapeDtypeStruct((2, 4), jnp.float32),)
         """,
     )
     code, out, _ = run(capsys, path, "--format", "json")
     assert code == 0
-    assert json.loads(out)["totals"]["params"] == 4 * 8 + 8
+    assert json.loads(out)["totals"]["trainable_params"] == 4 * 8 + 8
