@@ -76,11 +76,22 @@ def _comparison(r: CostReport) -> Section:
 def _memory(r: CostReport) -> Section:
     m = r.memory
     per = " per device" if r.devices > 1 else ""
+    train = r.program != "forward"
     rows = [
-        ["arguments", human_bytes(m.argument), f"{m.argument:,}", "params, optimizer state, inputs"],
+        [
+            "arguments",
+            human_bytes(m.argument),
+            f"{m.argument:,}",
+            "params, optimizer state, inputs" if train else "params, inputs",
+        ],
         ["outputs", human_bytes(m.output), f"{m.output:,}", ""],
         ["aliased", human_bytes(m.alias), f"{m.alias:,}", "outputs written into donated argument buffers"],
-        ["temp", human_bytes(m.temp), f"{m.temp:,}", "activations, gradients, scratch"],
+        [
+            "temp",
+            human_bytes(m.temp),
+            f"{m.temp:,}",
+            "activations, gradients, scratch" if train else "activations, scratch",
+        ],
         ["peak (XLA)", human_bytes(m.xla_peak), f"{m.xla_peak:,}", "XLA's peak_memory_in_bytes"],
         ["peak (all live)", human_bytes(m.total), f"{m.total:,}", "arguments + outputs - aliased + temp"],
     ]
