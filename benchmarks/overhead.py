@@ -8,8 +8,9 @@ Each is trained with the same optax.adam step. We measure, in one process:
 * an eager (un-jitted) forward call,
 * the first call of the jitted step (trace + compile + one run),
 
-and print them as ratios to raw JAX. Calls of the four libraries are interleaved
-round by round so that load on the machine affects each of them alike.
+and print them with their ratios to raw JAX. The libraries take turns round by
+round, and each ratio is the median of per-round ratios, so load on the machine
+affects all of them alike.
 
 ``build(model, lib)`` is also used by tests/blox/test_overhead_flops.py, which
 checks that blox's compiled step does exactly the FLOPs of raw JAX.
@@ -33,7 +34,7 @@ import optax
 import blox as bx
 
 MLP = dict(batch=128, d_in=64, hidden=256, d_out=16)
-BLOCK = dict(batch=4, seq=64, width=128, heads=4, mlp=512)
+BLOCK = dict(batch=2, seq=64, width=128, heads=4, mlp=512)
 LIBS = ("raw JAX", "blox", "Equinox", "Flax NNX")
 EPS = 1e-5
 LR = 1e-3
@@ -116,9 +117,15 @@ def _raw_apply(model: str, p: dict, x: jax.Array) -> jax.Array:
     return x + _raw_dense(p["down"], jax.nn.gelu(_raw_dense(p["up"], _raw_layernorm(p["ln2"], x))))
 
 
-def _raw_case(model: str) -> Case:
-    x, y = _data(model)
-    params = jax.jit(_raw_init, static_argnums=0)(model, jax.random.key(0))
+def _make(abstract: bool) -> Callable:
+    """Runs an init function for real (jitted) or only abstractly (shapes, no allocation)."""
+    return jax.eval_shape if abstract else (lambda fn, *args: jax.jit(fn)(*args))
+
+
+def _raw_case(model: str, abstract: bool = False) -> Case:
+    run = _make(abstract)
+    x, y = run(functools.partial(_data, model))
+    params = run(lambda: _raw_init(model, jax.random.key(0)))
     opt = optax.adam(LR)
 
     def make():  # a new function each time, so no trace or compile cache is shared
@@ -129,7 +136,7 @@ def _raw_case(model: str) -> Case:
 
         return jax.jit(step)
 
-    return Case(make(), (params, opt.init(params), x, y, None), lambda: _raw_apply(model, params, x), make)
+    return Case(make(), (params, run(opt.init, params), x, y, None), lambda: _raw_apply(model, params, x), make)
 
 
 # --- blox ----------------------------------------------------------------------------------
@@ -168,10 +175,11 @@ def blox_model(model: str) -> tuple[bx.Rng, bx.Module]:
     return rng, BloxBlock(graph / "block", BLOCK["width"], BLOCK["heads"], BLOCK["mlp"], rng)
 
 
-def _blox_case(model: str) -> Case:
-    x, y = _data(model)
+def _blox_case(model: str, abstract: bool = False) -> Case:
+    run = _make(abstract)
+    x, y = run(functools.partial(_data, model))
     rng, net = blox_model(model)
-    params = jax.jit(lambda x: net(rng.seed(bx.Params(), 0), x)[1])(x).locked()
+    params = run(lambda x: net(rng.seed(bx.Params(), 0), x)[1], x).locked()
     opt = optax.adam(LR)
 
     def loss_fn(trainable, rest, x, y):
@@ -187,7 +195,8 @@ def _blox_case(model: str) -> Case:
 
         return jax.jit(step)
 
-    return Case(make(), (params, opt.init(params.split()[0]), x, y, None), lambda: net(params, x)[0], make)
+    state = (params, run(opt.init, params.split()[0]), x, y, None)
+    return Case(make(), state, lambda: net(params, x)[0], make)
 
 
 # --- Equinox -------------------------------------------------------------------------------
@@ -295,8 +304,14 @@ def _nnx_case(model: str) -> Case:
 BUILDERS = {"raw JAX": _raw_case, "blox": _blox_case, "Equinox": _eqx_case, "Flax NNX": _nnx_case}
 
 
-def build(model: str, lib: str) -> Case:
-    """The train step and forward call of ``model`` ('mlp' or 'block') written in ``lib``."""
+def build(model: str, lib: str, abstract: bool = False) -> Case:
+    """The train step and forward call of ``model`` ('mlp' or 'block') written in ``lib``.
+
+    ``abstract=True`` (raw JAX and blox only) builds the state as ShapeDtypeStructs,
+    enough to lower and compile the step without allocating anything.
+    """
+    if abstract:
+        return BUILDERS[lib](model, abstract=True)
     return BUILDERS[lib](model)
 
 
@@ -311,57 +326,94 @@ def _time(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
+def _rotated(r: int) -> tuple[str, ...]:
+    # Rotate who goes first each round, so no library always runs right after another.
+    return LIBS[r % len(LIBS) :] + LIBS[: r % len(LIBS)]
+
+
+def _paired(per_round: list[dict[str, float]]) -> dict[str, float]:
+    """Median over rounds of each library's time divided by raw JAX's in the same round.
+
+    Pairing by round cancels slow drifts in machine load, which a ratio of two
+    global medians does not.
+    """
+    return {lib: statistics.median(r[lib] / r["raw JAX"] for r in per_round) for lib in LIBS}
+
+
 def measure(model: str, rounds: int, calls: int, eager_calls: int, compiles: int) -> dict[str, dict[str, float]]:
     cases = {lib: build(model, lib) for lib in LIBS}
-    out: dict[str, dict[str, float]] = {lib: {} for lib in LIBS}
     for case in cases.values():  # compile the timed steps and warm the eager op caches
         case.state = _ready(case.step(*case.state))
         _time(case.forward)
-    for lib, case in cases.items():
+    first: list[dict[str, float]] = []
+    for r in range(compiles):
         # First call of a freshly built and jitted step = trace + compile + one run.
-        firsts = [_time(lambda case=case: case.make_step()(*case.state)) for _ in range(compiles)]
-        out[lib]["first"] = statistics.median(firsts)
-    samples: dict[str, dict[str, list[float]]] = {lib: {"step": [], "eager": []} for lib in LIBS}
+        first.append({lib: _time(lambda case=cases[lib]: case.make_step()(*case.state)) for lib in _rotated(r)})
+    step: list[dict[str, float]] = []
+    eager: list[dict[str, float]] = []
     for r in range(rounds):
-        # Rotate who goes first each round, so no library always runs right after another's eager calls.
-        for lib in LIBS[r % len(LIBS) :] + LIBS[: r % len(LIBS)]:
+        step_r, eager_r = {}, {}
+        for lib in _rotated(r):
             case = cases[lib]
+            times = []
             for _ in range(calls):
                 t0 = time.perf_counter()
                 case.state = _ready(case.step(*case.state))
-                samples[lib]["step"].append(time.perf_counter() - t0)
-            for _ in range(eager_calls):
-                samples[lib]["eager"].append(_time(case.forward))
+                times.append(time.perf_counter() - t0)
+            step_r[lib] = statistics.median(times)
+            eager_r[lib] = statistics.median(_time(case.forward) for _ in range(eager_calls))
+        step.append(step_r)
+        eager.append(eager_r)
+    out: dict[str, dict[str, float]] = {lib: {} for lib in LIBS}
+    for name, per_round in (("step", step), ("eager", eager), ("first", first)):
+        ratios = _paired(per_round)
+        for lib in LIBS:
+            out[lib][name] = statistics.median(r[lib] for r in per_round)
+            out[lib][name + "_ratio"] = ratios[lib]
     for lib in LIBS:
-        out[lib]["step"] = statistics.median(samples[lib]["step"])
-        out[lib]["eager"] = statistics.median(samples[lib]["eager"])
         out[lib]["loss"] = float(cases[lib].state[-1])
+        out[lib]["flatten"] = _flatten_time(cases[lib].state)
     return out
+
+
+def _flatten_time(state: tuple, reps: int = 2000) -> float:
+    """Median time to flatten and rebuild the train state: the per-call pytree cost of a jitted step."""
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        leaves, treedef = jax.tree.flatten(state)
+        jax.tree.unflatten(treedef, leaves)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     rows = [
-        "| model | library | jitted step | step vs raw | eager call | eager vs raw | first call (trace+compile) | vs raw |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| model | library | jitted step | step vs raw | eager call | eager vs raw | first call (trace+compile) | vs raw "
+        "| state flatten+unflatten |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model, res in results.items():
-        base = res["raw JAX"]
         for lib in LIBS:
             r = res[lib]
             rows.append(
-                f"| {model} | {lib} | {r['step'] * 1e3:.3f} ms | {r['step'] / base['step']:.3f}x "
-                f"| {r['eager'] * 1e3:.2f} ms | {r['eager'] / base['eager']:.2f}x "
-                f"| {r['first'] * 1e3:.0f} ms | {r['first'] / base['first']:.2f}x |"
+                f"| {model} | {lib} | {r['step'] * 1e3:.3f} ms | {r['step_ratio']:.3f}x "
+                f"| {r['eager'] * 1e3:.2f} ms | {r['eager_ratio']:.2f}x "
+                f"| {r['first'] * 1e3:.0f} ms | {r['first_ratio']:.2f}x | {r['flatten'] * 1e6:.0f} us |"
             )
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     quick = "--quick" in (argv if argv is not None else sys.argv[1:])
-    rounds, calls, eager_calls, compiles = (3, 5, 1, 1) if quick else (30, 20, 3, 3)
+    rounds, calls, eager_calls, compiles = (3, 3, 1, 1) if quick else (60, 7, 3, 3)
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {jax.device_count()} device(s)")
     print(f"MLP {MLP}\nblock {BLOCK}")
-    print(f"{rounds} rounds x {calls} step calls per library, interleaved; medians.")
+    print(
+        f"{rounds} rounds; each round runs {calls} jitted steps and {eager_calls} eager calls per library "
+        f"(order rotated). Times are medians; ratios are medians of per-round ratios to raw JAX; "
+        f"first call: {compiles} fresh compiles per library."
+    )
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     results = {model: measure(model, rounds, calls, eager_calls, compiles) for model in ("mlp", "block")}
     print(table(results))

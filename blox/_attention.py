@@ -37,6 +37,14 @@ MSG_RANK = (
     "{where} (MultiHeadAttention): expected {what} shaped (batch, length, features) or (length, features), "
     "got shape {shape}. Flatten extra batch axes first, or jax.vmap over them."
 )
+MSG_HEADS = (
+    "{where} (MultiHeadAttention): num_heads={heads} does not divide the query width {width} (query shape "
+    "{shape}), so head_size cannot be inferred. Pass head_size= explicitly or use a width divisible by num_heads."
+)
+MSG_CACHE_HEAD_SIZE = (
+    "{where} (MultiHeadAttention): init_cache needs the head size, but this attention infers it from its "
+    "input width. Pass head_size= to init_cache (width // num_heads) or to the constructor."
+)
 MSG_CACHE_LEN = (
     "{where} (MultiHeadAttention): this call writes {n} positions into a KV cache of length {max_len}, "
     "which cannot hold them. Make the cache longer with init_cache(batch, max_len)."
@@ -113,6 +121,8 @@ class MultiHeadAttention(Module):
     ``{'sharding': (None, 'model')}`` and ``{'sharding': ('model', None)}`` for
     tensor parallelism (biases follow the kernel's output axis).
 
+    ``head_size=None`` infers ``width // num_heads`` from the query on each call.
+
     Call arguments:
         mask: boolean, True where a query may attend to a key; shaped
             ``(T, S)``, ``(B, T, S)`` or ``(B, N, T, S)`` (axes may be 1). With a
@@ -132,16 +142,13 @@ class MultiHeadAttention(Module):
         >>> y, params = attn(rng.seed(bx.Params(), 0), x, causal=True)
         >>> y.shape, params['net/attn/key/kernel'].value.shape
         ((2, 5, 16), (16, 16))
-        >>> (y1, cache), _ = attn(params, x[:, :1], cache=attn.init_cache(2, 5))
-        >>> int(cache.index), bool(jnp.allclose(y1, y[:, :1], atol=1e-5))
-        (1, True)
     """
 
     def __init__(
         self,
         graph: Graph,
         num_heads: int,
-        head_size: int,
+        head_size: int | None,
         rng: Module | None = None,
         num_kv_heads: int | None = None,
         use_bias: bool = True,
@@ -163,14 +170,15 @@ class MultiHeadAttention(Module):
                 f"{where} (MultiHeadAttention): num_heads={num_heads} must be a positive multiple of "
                 f"num_kv_heads={num_kv_heads} (each key/value head serves num_heads // num_kv_heads query heads)."
             )
-        if rope and head_size % 2:
+        if rope and head_size is not None and head_size % 2:
             raise ValueError(f"{where} (MultiHeadAttention): rope needs an even head_size, got {head_size}.")
         if not 0.0 <= dropout_rate < 1.0:
             raise ValueError(f"{where} (MultiHeadAttention): dropout_rate must be in [0, 1), got {dropout_rate}.")
         if dropout_rate > 0 and rng is None:
             raise ValueError(f"{where} (MultiHeadAttention): dropout_rate > 0 needs an rng to draw masks from.")
         self.num_heads = int(num_heads)
-        self.head_size = int(head_size)
+        # None: width // num_heads, resolved per call (the width is static, so this stays pure).
+        self.head_size = None if head_size is None else int(head_size)
         self.num_kv_heads = int(num_kv_heads)
         self.rng = rng
         self.output_size = output_size
@@ -186,9 +194,10 @@ class MultiHeadAttention(Module):
             bias_metadata=_bias_metadata(qkv_metadata),
             param_dtype=param_dtype,
         )
-        self.query = Linear(graph / "query", self.num_heads * self.head_size, **qkv)
-        self.key = Linear(graph / "key", self.num_kv_heads * self.head_size, **qkv)
-        self.value = Linear(graph / "value", self.num_kv_heads * self.head_size, **qkv)
+        hs = self.head_size
+        self.query = Linear(graph / "query", None if hs is None else self.num_heads * hs, **qkv)
+        self.key = Linear(graph / "key", None if hs is None else self.num_kv_heads * hs, **qkv)
+        self.value = Linear(graph / "value", None if hs is None else self.num_kv_heads * hs, **qkv)
         self.out = Linear(
             graph / "out",
             output_size,
@@ -200,9 +209,12 @@ class MultiHeadAttention(Module):
             param_dtype=param_dtype,
         )
 
-    def init_cache(self, batch: int, max_len: int, dtype: Any = jnp.float32) -> KVCache:
+    def init_cache(self, batch: int, max_len: int, dtype: Any = jnp.float32, head_size: int | None = None) -> KVCache:
         """An empty cache for ``batch`` sequences of up to ``max_len`` positions."""
-        shape = (batch, max_len, self.num_kv_heads, self.head_size)
+        head_size = self.head_size if head_size is None else head_size
+        if head_size is None:
+            raise ValueError(MSG_CACHE_HEAD_SIZE.format(where=path_str(self.path)))
+        shape = (batch, max_len, self.num_kv_heads, head_size)
         return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32))
 
     def __call__(
@@ -241,12 +253,13 @@ class MultiHeadAttention(Module):
         if cache is not None and t > s:
             raise ShapeError(MSG_CACHE_LEN.format(where=where, n=t, max_len=s))
         full_mask = None if mask is None else self._mask4(mask, b, t, s, cache is not None)
+        hs = self._head_size(query)
         q, params = self.query(params, query)
         k, params = self.key(params, kv)
         v, params = self.value(params, kv)
-        q = q.reshape(b, t, self.num_heads, self.head_size)
-        k = k.reshape(b, kv.shape[1], self.num_kv_heads, self.head_size)
-        v = v.reshape(b, kv.shape[1], self.num_kv_heads, self.head_size)
+        q = q.reshape(b, t, self.num_heads, hs)
+        k = k.reshape(b, kv.shape[1], self.num_kv_heads, hs)
+        v = v.reshape(b, kv.shape[1], self.num_kv_heads, hs)
 
         start = jnp.zeros((), jnp.int32) if cache is None else cache.index
         if self.rope:
@@ -276,7 +289,7 @@ class MultiHeadAttention(Module):
             y = jax.nn.dot_product_attention(
                 q, k, v, mask=full_mask, is_causal=use_causal_flag, implementation=self.implementation
             )
-        y = y.reshape(b, t, self.num_heads * self.head_size)
+        y = y.reshape(b, t, self.num_heads * hs)
         # The output width follows the query's unless fixed; the width is static, so setting it per call is pure.
         self.out.output_size = query.shape[-1] if self.output_size is None else self.output_size
         out, params = self.out(params, y)
@@ -287,6 +300,21 @@ class MultiHeadAttention(Module):
         return out, params
 
     # --- helpers ------------------------------------------------------------
+    def _head_size(self, query: jax.Array) -> int:
+        if self.head_size is not None:
+            return self.head_size
+        where, width = path_str(self.path), query.shape[-1]
+        if width % self.num_heads:
+            raise ShapeError(MSG_HEADS.format(where=where, heads=self.num_heads, width=width, shape=tuple(query.shape)))
+        hs = width // self.num_heads
+        if self.rope and hs % 2:
+            raise ShapeError(
+                f"{where} (MultiHeadAttention): rope needs an even head size, got {width} // {self.num_heads} = {hs}."
+            )
+        self.query.output_size = self.num_heads * hs
+        self.key.output_size = self.value.output_size = self.num_kv_heads * hs
+        return hs
+
     def _check_key_value(self, params: Params, query: jax.Array, key_value: jax.Array) -> None:
         where = path_str(self.path)
         if key_value.ndim != query.ndim:

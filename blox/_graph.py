@@ -29,7 +29,7 @@ class Graph:
         True
     """
 
-    __slots__ = ("_name", "_parent", "_children", "_module", "_order", "_counter")
+    __slots__ = ("_name", "_parent", "_children", "_module", "_order", "_counter", "_path", "_path_str")
 
     def __init__(self, name: str, *, _parent: Graph | None = None):
         if not isinstance(name, str):
@@ -41,6 +41,9 @@ class Graph:
         # Creation order is global to the tree so walk() can replay it.
         self._counter = _parent._counter if _parent is not None else itertools.count()
         self._order = next(self._counter)
+        # A node's name and parent never change, so its path is computed once (modules read it per call).
+        self._path: Path = (_parent._path if _parent is not None else ()) + (name,)
+        self._path_str = path_str(self._path)
 
     # --- navigation -------------------------------------------------------
     @property
@@ -60,16 +63,11 @@ class Graph:
 
     @property
     def path(self) -> Path:
-        names = []
-        node: Graph | None = self
-        while node is not None:
-            names.append(node._name)
-            node = node._parent
-        return tuple(reversed(names))
+        return self._path
 
     @property
     def path_str(self) -> str:
-        return path_str(self.path)
+        return self._path_str
 
     @property
     def module(self) -> Module | None:
@@ -129,7 +127,15 @@ class Graph:
         yield from found
 
     def walk(self) -> Iterator[tuple[Path, Any]]:
-        """Yields ``(path, module)`` for every bound descendant, in creation order."""
+        """Yields ``(path, module)`` for every bound descendant, in creation order.
+
+        Example:
+            >>> import blox as bx
+            >>> g = bx.Graph('net'); node = g / 'mlp'
+            >>> seq = bx.Sequential(node, [bx.LayerNorm(node / 'ln')])
+            >>> [(bx.path_str(p), type(m).__name__) for p, m in g.walk()]
+            [('net/mlp', 'Sequential'), ('net/mlp/ln', 'LayerNorm')]
+        """
         for node in self.nodes():
             if node._module is not None:
                 yield node.path, node._module

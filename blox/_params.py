@@ -63,7 +63,6 @@ def thaw(value: Any) -> Any:
     return value
 
 
-@jax.tree_util.register_pytree_with_keys_class
 class Param:
     """One parameter: an array plus static facts (trainable flag, metadata).
 
@@ -81,8 +80,9 @@ class Param:
 
     def __init__(self, value: Any, trainable: bool = True, metadata: Mapping | None = None):
         self.value = value
-        self.trainable = bool(trainable)
-        self.metadata = freeze(metadata or {})
+        self.trainable = trainable if trainable.__class__ is bool else bool(trainable)
+        # Unflattening calls __init__ with the already-frozen metadata: keep that path cheap.
+        self.metadata = metadata if metadata.__class__ is FrozenDict else freeze(metadata or {})
 
     @property
     def sharding(self) -> tuple | None:
@@ -94,25 +94,17 @@ class Param:
         out.value, out.trainable, out.metadata = value, self.trainable, self.metadata
         return out
 
-    def tree_flatten_with_keys(self):
-        return ((jax.tree_util.GetAttrKey("value"), self.value),), (self.trainable, self.metadata)
-
-    def tree_flatten(self):
-        return (self.value,), (self.trainable, self.metadata)
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        out = object.__new__(cls)
-        out.value = children[0]
-        out.trainable, out.metadata = aux
-        return out
-
     def __repr__(self) -> str:
         v = self.value
         desc = f"{getattr(v, 'dtype', type(v).__name__)}{list(getattr(v, 'shape', ()))}"
         extra = "" if self.trainable else ", trainable=False"
         meta = f", metadata={self.metadata!r}" if self.metadata else ""
         return f"Param({desc}{extra}{meta})"
+
+
+# Registered as a dataclass node so JAX flattens it in C++: a Param is visited on every
+# jitted call (params, gradients, optimizer state), so its pytree cost is per-step overhead.
+jax.tree_util.register_dataclass(Param, data_fields=["value"], meta_fields=["trainable", "metadata"])
 
 
 def _as_path(key: Path | str) -> Path:
@@ -211,6 +203,12 @@ class Params(Mapping):
         """Splits into (selected, rest). The default selects trainable params.
 
         ``pred`` takes ``(path, param)``. Both halves keep the lock state.
+
+        Example:
+            >>> p = Params({('a',): Param(1.0), ('b',): Param(2.0, trainable=False)})
+            >>> trainable, rest = p.split()
+            >>> list(trainable), list(rest), list(trainable.merge(rest))
+            ([('a',)], [('b',)], [('a',), ('b',)])
         """
         if pred is None:
             pred = lambda _, p: p.trainable  # noqa: E731

@@ -137,7 +137,7 @@ class ScanBlocks(Module):
             return (h, new_state), (new_layer, new_cache)
 
         step = jax.checkpoint(body) if self.remat else body
-        (x, carried), (layers, cache) = jax.lax.scan(step, (x, carried), (layers, cache))
+        (x, carried), (layers, cache) = jax.lax.scan(step, (x, carried), (layers, cache), length=self.num_layers)
         params = _remeta(layers, lambda p: _stack_meta(p, self.num_layers)).merge(carried, consts)
         if cache is not None:
             return (x, cache), params
@@ -147,6 +147,7 @@ class ScanBlocks(Module):
         # One key per seeded Rng for the whole stack; layer i folds in i, so layers differ
         # and two stacks drawing from the same Rng differ too.
         rngs = [r for r in find_rngs(self.graph) if r.param_path("seed") in params]
+        before = params
         keys = []
         for r in rngs:
             key, params = r(params)
@@ -160,4 +161,6 @@ class ScanBlocks(Module):
             return p.split(self._mine)[0]
 
         stacked = jax.vmap(init_layer)(jnp.arange(self.num_layers))
+        if not stacked:
+            return before  # a block without params: nothing to create, so no key is spent
         return params.merge(_remeta(stacked, lambda p: _stack_meta(p, self.num_layers)))

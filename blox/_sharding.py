@@ -14,6 +14,15 @@ def param_specs(params: Params) -> Params:
     """Params of the same structure whose leaves are ``PartitionSpec``s from ``Param.sharding``.
 
     Params with no ``'sharding'`` metadata are replicated (``PartitionSpec()``).
+
+    Example:
+        >>> import jax, blox as bx
+        >>> w = jax.ShapeDtypeStruct((4, 8), 'float32')
+        >>> p = bx.Params({('net', 'w'): bx.Param(w, metadata={'sharding': (None, 'model')}),
+        ...                ('net', 'b'): bx.Param(w)})
+        >>> specs = bx.param_specs(p)
+        >>> specs['net/w'].value, specs['net/b'].value
+        (P(None, 'model'), P())
     """
     return params.map(lambda _, p: PartitionSpec(*(p.sharding or ())))
 

@@ -28,6 +28,7 @@ class TransformerBlock(Module):
     Children: ``ln_1``, ``attn`` (:class:`MultiHeadAttention`), ``ln_2``, ``mlp``
     (:class:`MLP` for ``mlp='gelu'``, :class:`SwiGLU` for ``mlp='swiglu'``) and,
     with ``dropout_rate > 0``, ``drop_1``/``drop_2`` on the residual branches.
+    ``head_size=None`` takes ``width // num_heads`` from the input.
     ``model_axis`` (e.g. ``'model'``) puts Megatron-style tensor-parallel
     sharding metadata on every kernel: column-parallel into the heads and the
     hidden layer, row-parallel out of them.
@@ -50,7 +51,7 @@ class TransformerBlock(Module):
         self,
         graph: Graph,
         num_heads: int,
-        head_size: int,
+        head_size: int | None,
         mlp_size: int,
         rng: Module | None = None,
         dropout_rate: float = 0.0,
@@ -112,9 +113,9 @@ class TransformerBlock(Module):
         )
         self.drop_2 = Dropout(graph / "drop_2", dropout_rate, rng) if dropout_rate > 0 else None
 
-    def init_cache(self, batch: int, max_len: int, dtype: Any = jnp.float32) -> KVCache:
+    def init_cache(self, batch: int, max_len: int, dtype: Any = jnp.float32, head_size: int | None = None) -> KVCache:
         """An empty KV cache for this block's attention."""
-        return self.attn.init_cache(batch, max_len, dtype)
+        return self.attn.init_cache(batch, max_len, dtype, head_size)
 
     def __call__(
         self,

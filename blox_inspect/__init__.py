@@ -1,5 +1,7 @@
 """blox_inspect: inspect blox models abstractly (shapes, params, FLOPs, costs, diagrams, checks)."""
 
+from ._cost import cost as cost
+from ._cost_report import CostReport as CostReport
 from ._errors import InspectError as InspectError
 from ._loading import LoadedModel as LoadedModel
 from ._loading import load_model as load_model

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import blox as bx
+
 from ._compile import compile_facts
 from ._cost_report import (
     Comparison,
@@ -32,6 +34,45 @@ from ._units import human_bytes
 
 OUTSIDE = "(outside modules)"
 MATMUL_PRIMITIVES = ("dot_general", "conv_general_dilated")
+
+
+def cost(
+    model: Any,
+    *inputs: Any,
+    train: bool = False,
+    device: str | None = "h100",
+    dtype: str | None = None,
+    mesh: str | dict[str, int] | None = None,
+    sharding: str = "fsdp",
+    device_memory: int | str | None = None,
+    **kwargs: Any,
+) -> CostReport:
+    """Costs of ``model(params, *inputs, **kwargs)`` (or its train step), compiled from abstract inputs.
+
+    Inputs may be arrays or ``jax.ShapeDtypeStruct``. ``mesh`` (``'data=8'`` or ``{'data': 8}``) compiles for a
+    device mesh with the ``sharding`` strategy; this needs that many devices in this process (e.g.
+    ``jax.config.update('jax_num_cpu_devices', 8)`` at start-up); the CLI simulates larger meshes in a
+    subprocess. Every other keyword goes to the model.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, blox as bx, blox_inspect
+        >>> g = bx.Graph('net'); rng = bx.Rng(g / 'rng')
+        >>> lin = bx.Linear(g / 'proj', 16, rng, use_bias=False)
+        >>> r = blox_inspect.cost(lin, jax.ShapeDtypeStruct((64, 32), jnp.float32), device='a100')
+        >>> r.flops, r.compiled.flops, r.roofline.bound  # 2 * 64 * 32 * 16
+        (65536, 65536, 'memory')
+    """
+    from ._devices import parse_bytes
+    from ._shard_plan import parse_mesh
+
+    loaded = LoadedModel(model=model, inputs=tuple(inputs), kwargs=dict(kwargs), source=type(model).__name__)
+    if isinstance(mesh, str):
+        mesh = parse_mesh(mesh)
+    if isinstance(device_memory, str):
+        device_memory = parse_bytes(device_memory)
+    return analyse_cost(
+        loaded, train=train, device=device, dtype=dtype, mesh=mesh, strategy=sharding, device_memory=device_memory
+    )
 
 
 def analyse_cost(
@@ -71,7 +112,8 @@ def analyse_cost(
     params = loaded.abstract_params()
     program = build_program(loaded, train, params)
     scopes = module_scopes(loaded)
-    count = count_flops(jax.make_jaxpr(program.fn)(*program.args), scopes)
+    closed = jax.make_jaxpr(program.fn)(*program.args)
+    count = count_flops(closed, scopes)
     plan: ShardPlan | None = None
     how = "in-process"
     if mesh is None:
@@ -89,7 +131,7 @@ def analyse_cost(
         modules=module_rows(loaded, count),
         lowered=facts.lowered,
         compiled=facts.compiled,
-        comparison=compare(count, facts),
+        comparison=compare(count, facts, scan_lengths(closed)),
         loops=facts.loops,
         memory=facts.memory,
         dynamic_loops=list(count.dynamic_loops),
@@ -101,7 +143,15 @@ def analyse_cost(
         )
     spec_dev = get_device(device) if device else None
     if spec_dev is not None:
-        report.roofline = roofline(spec_dev, dtype or dominant_dtype(params), count.total // facts.devices, facts)
+        compute_dtype = dtype or dominant_dtype(params)
+        if dtype is None and compute_dtype == "f32" and "tf32" in spec_dev.flops:
+            # JAX's default matmul precision runs f32 dots on tensor cores as TF32 on Ampere and newer.
+            compute_dtype = "tf32"
+            report.notes.append(
+                "roofline: f32 matmuls taken at the TF32 tensor-core peak (JAX's default "
+                "precision on NVIDIA); --dtype f32 for the full-precision CUDA-core peak"
+            )
+        report.roofline = roofline(spec_dev, compute_dtype, count.total // facts.devices, facts)
     for c in facts.collectives:
         c.examples = [describe_example(e, scopes) for e in c.examples]
     if plan is not None:
@@ -127,14 +177,20 @@ def describe_example(example: str, scopes: Any) -> str:
 
 
 def module_rows(loaded: LoadedModel, count: FlopCount) -> list[ModuleFlops]:
+    """One row per module in graph order; depth counts enclosing MODULES (plain graph nodes such as a
+    ``layers`` folder do not add a level), and name is the path relative to the enclosing module."""
+    modules = [(path, module) for path, module in loaded.graph.walk()]
+    bound = {path for path, _ in modules}
     rows = []
-    for path, module in loaded.graph.walk():
+    for path, module in modules:
         scope = module.scope_name
+        parents = [path[:i] for i in range(1, len(path)) if path[:i] in bound]
+        name = bx.path_str(path[len(parents[-1]) :]) if parents else scope
         total = sum(f for s, f in count.by_scope.items() if s == scope or s.startswith(scope + "/"))
-        rows.append(ModuleFlops(scope, type(module).__name__, len(path) - 1, count.by_scope.get(scope, 0), total))
+        rows.append(ModuleFlops(scope, type(module).__name__, len(parents), count.by_scope.get(scope, 0), total, name))
     outside = count.by_scope.get("", 0)
     if outside:
-        rows.append(ModuleFlops(OUTSIDE, "", 0, outside, outside))
+        rows.append(ModuleFlops(OUTSIDE, "", 0, outside, outside, OUTSIDE))
     return rows
 
 
@@ -145,10 +201,27 @@ def _close(a: int | None, b: int | None, tol: float = 0.005) -> bool:
     return a is not None and b is not None and abs(a - b) <= tol * max(abs(a), abs(b), 1)
 
 
-def compare(count: FlopCount, facts: CompiledFacts) -> list[Comparison]:
+def scan_lengths(closed: Any) -> list[int]:
+    """Lengths of the ``scan``s in a jaxpr (any depth): the loops our count multiplies and XLA counts once.
+    (XLA also lowers some primitives, e.g. threefry random bits, to small while loops; those are not here.)"""
+    from ._programs import _sub_jaxprs
+
+    found: list[int] = []
+
+    def visit(jaxpr: Any) -> None:
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "scan":
+                found.append(int(eqn.params["length"]))
+            for sub in _sub_jaxprs(eqn):
+                visit(sub)
+
+    visit(closed.jaxpr)
+    return found
+
+
+def compare(count: FlopCount, facts: CompiledFacts, scans: list[int] | None = None) -> list[Comparison]:
     """The three metrics side by side, each with a one-line reason wherever the numbers differ."""
     ours, lo, co = count.total, facts.lowered.flops, facts.compiled.flops
-    loops = [lp for lp in facts.loops if (lp.trip_count or 0) > 1]
     reasons = []
     if lo is None and co is None:
         reasons.append(f"the {facts.backend} backend's cost analysis returned no FLOP count")
@@ -157,14 +230,17 @@ def compare(count: FlopCount, facts: CompiledFacts) -> list[Comparison]:
             f"the {facts.backend} backend returned no FLOP count for the "
             f"{'lowered' if lo is None else 'compiled'} program"
         )
-    loop_reason = loops and (lo is not None or co is not None) and ours > max(lo or 0, co or 0) * 1.005
+    scans = [n for n in (scans or []) if n > 1]
+    loop_reason = scans and (lo is not None or co is not None) and ours > max(lo or 0, co or 0) * 1.005
     if loop_reason:
-        trips = Counter(lp.trip_count for lp in loops)
-        shown = ", ".join(f"{n}x{t}" if n > 1 else str(t) for t, n in sorted(trips.items()))
+        trips = Counter(scans)
+        shown = ", ".join(
+            f"{n} loops of {t} steps" if n > 1 else f"1 loop of {t} steps" for t, n in sorted(trips.items())
+        )
         ratio = ours / max(lo or 0, 1) if lo else ours / max(co or 1, 1)
         reasons.append(
-            f"XLA counts a loop body once; ours multiplies it by the trip count (loops of {shown} "
-            f"steps), hence ours = {ratio:.1f}x XLA's"
+            f"XLA counts a loop body once; ours multiplies it by the trip count ({shown}), "
+            f"hence ours = {ratio:.1f}x XLA's"
         )
     if facts.devices > 1 and co is not None:
         reasons.append(
@@ -200,7 +276,7 @@ def compare(count: FlopCount, facts: CompiledFacts) -> list[Comparison]:
             parts.append("fusion keeps intermediates out of memory, so the compiled program touches fewer bytes")
         elif lb is not None and cb is not None and cb > lb:
             parts.append("the compiled program adds copies, layout changes or collectives' buffers")
-        if loops:
+        if scans:
             parts.append("loop bodies counted once")
         note = "; ".join(parts)
     rows.append(Comparison("bytes accessed", None, lb, cb, note))

@@ -59,9 +59,10 @@ class Comparison:
 class ModuleFlops:
     path: str
     type: str
-    depth: int
+    depth: int  # number of enclosing modules
     flops_own: int  # ops attributed to this module's scope and no child's
     flops: int  # including children
+    name: str = ""  # path relative to the enclosing module
 
 
 @dataclass

@@ -7,6 +7,7 @@ artifact. Nothing here allocates a parameter: every array is a ``jax.ShapeDtypeS
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,7 +82,12 @@ def check_module(loaded: LoadedModel, scope: str) -> str:
     if scope not in scopes:
         known = sorted(scopes)
         shown = ", ".join(known[:12]) + (" ..." if len(known) > 12 else "")
-        raise InspectError(MSG_MODULE.format(got=scope, example=known[-1] if known else "net/layer", known=shown))
+        message = MSG_MODULE.format(got=scope, example=known[-1] if known else "net/layer", known=shown)
+        # Paths that end like the one given (the root left out) first, then spelling neighbours.
+        near = [k for k in known if k.endswith("/" + scope.strip("/"))] or difflib.get_close_matches(scope, known, 3)
+        if near:
+            message += " Did you mean " + " or ".join(repr(n) for n in near[:3]) + "?"
+        raise InspectError(message)
     return scope
 
 

@@ -9,7 +9,7 @@ attention KV cache inside one jitted ``lax.fori_loop``.
 
 Run::
 
-    python -m examples.train_char_transformer --steps 1000 --out out/char
+    python -m examples.train_char_transformer --steps 600 --out out/char
 
 It prints the corpus's unigram entropy (the loss of a model that knows only
 character frequencies) next to the model's validation loss, saves a
@@ -100,11 +100,11 @@ def batches(data: np.ndarray, batch: int, seq_len: int, rs: np.random.RandomStat
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--seq-len", type=int, default=128)
-    ap.add_argument("--width", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq-len", type=int, default=64)
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--lr", type=float, default=3e-3)

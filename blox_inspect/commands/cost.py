@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", help="model file, optionally file.py:FACTORY")
+    p.add_argument("model", nargs="?", help="model file, optionally file.py:FACTORY")
+    p.add_argument("--load", default=None, metavar="REPORT.json", help="re-render a saved JSON cost report")
     p.add_argument("--train", action="store_true", help="analyse the whole train step (forward, backward, Adam)")
     p.add_argument(
         "--device", default="h100", help="roofline device (h100, a100, tpu-v5e, ...; 'none' for no roofline)"
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mesh", default=None, help="device mesh to compile for, e.g. data=8 or data=8,model=4")
     p.add_argument("--sharding", default="fsdp", help="with --mesh: fsdp, tp or metadata (default fsdp)")
     p.add_argument("--device-memory", default=None, help="per-device memory for the fit verdict, e.g. 80GB, 16GiB")
+    p.add_argument("--depth", type=int, default=None, help="module rows down to this many levels below the top")
     p.add_argument("--batch", type=int, default=None, help="override the leading (batch) dimension of the inputs")
     p.add_argument(
         "--format", default=None, choices=FORMATS, help="output format (default: from the -o extension, else table)"
@@ -60,29 +62,50 @@ def run(args: argparse.Namespace) -> int:
     if args.sharding not in STRATEGIES:
         raise InspectError(f"unknown --sharding {args.sharding!r}; expected one of: {', '.join(STRATEGIES)}.")
     budget = parse_bytes(args.device_memory) if args.device_memory else None
-    loaded = load_model(args.model)
-    report = analyse_cost(
-        loaded,
-        train=args.train,
-        device=device,
-        dtype=args.dtype,
-        mesh=mesh,
-        strategy=args.sharding,
-        device_memory=budget,
-        batch=args.batch,
-        spec=args.model,
-    )
+    if args.load:
+        report = _load(args.load)
+    elif not args.model:
+        raise InspectError("cost needs a model file (model.py or model.py:FACTORY) or --load REPORT.json.")
+    else:
+        report = analyse_cost(
+            load_model(args.model),
+            train=args.train,
+            device=device,
+            dtype=args.dtype,
+            mesh=mesh,
+            strategy=args.sharding,
+            device_memory=budget,
+            batch=args.batch,
+            spec=args.model,
+        )
     fmt = args.format or {".json": "json", ".md": "markdown", ".markdown": "markdown"}.get(
         os.path.splitext(args.output or "")[1].lower(), "table"
     )
     if fmt == "json":
         text = report.to_json()
     elif fmt == "markdown":
-        text = render_markdown(report)
+        text = render_markdown(report, args.depth)
     else:
         import sys
 
         color = args.output is None and sys.stdout.isatty()
-        text = render_text(report, color=color)
+        text = render_text(report, color=color, depth=args.depth)
     write_output(text, args.output)
     return 0
+
+
+def _load(path: str):
+    import json
+
+    from .._cost_report import CostReport
+    from .._errors import InspectError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return CostReport.from_json(f.read())
+    except OSError as e:
+        raise InspectError(f"--load {path}: cannot read it ({e.strerror}).") from e
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise InspectError(
+            f"--load {path}: not a cost report written by `blox-inspect cost --format json` ({type(e).__name__}: {e})."
+        ) from e

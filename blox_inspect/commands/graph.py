@@ -11,7 +11,7 @@ EPILOG = """\
 examples:
   blox-inspect graph examples/gpt2.py -o gpt2.svg
   blox-inspect graph examples/llama.py:build_70b --depth 2 --rankdir LR -o llama.png
-  blox-inspect graph examples/resnet50.py --focus resnet/layer2 --color flops -o layer2.svg
+  blox-inspect graph examples/resnet50.py --focus stage2 --color flops -o stage2.svg
   blox-inspect graph --load report.json -o model.dot          # draw a saved report; .dot is the source
 
 Runs of identical consecutive blocks (h/0..h/47) are drawn once, marked xN; --expand draws them all.
@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--load", metavar="REPORT.json", help="draw a report saved with `blox-inspect summary --format json`"
     )
+    p.add_argument("--params", metavar="CKPT", help="use a checkpoint's shapes and dtypes (reads its header only)")
     p.add_argument(
         "--depth",
         type=int,
@@ -91,8 +92,11 @@ def load_report(args: argparse.Namespace):
     from .._report import Report
 
     if args.load:
-        if args.model:
-            raise InspectError(f"pass either a model file ({args.model}) or --load {args.load}, not both.")
+        if args.model or args.params:
+            given = args.model or f"--params {args.params}"
+            raise InspectError(
+                f"--load {args.load} draws a saved report; it takes no model file or --params ({given})."
+            )
         try:
             with open(args.load, encoding="utf-8") as f:
                 text = f.read()
@@ -119,4 +123,4 @@ def load_report(args: argparse.Namespace):
     from .._loading import load_model
 
     # Drawing needs shapes, params and FLOPs only: skip the XLA compile (cost and memory analysis).
-    return summarize_loaded(load_model(args.model), xla=False)
+    return summarize_loaded(load_model(args.model), xla=False, params_file=args.params)

@@ -13,29 +13,15 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from blox._paths import parse_path
-
 from .._errors import InspectError
 from .._report import ModuleInfo, Report, TensorSpec
+from ._folds import Fold, ModuleIndex, find_folds
 
 UNKNOWN_FOCUS = (
     "--focus {path!r}: no module with that path in the report of {model}. Expected a module path such as "
     "{example!r}.{hint} List the paths with `blox-inspect summary` or pass one of the nearest above."
 )
 IO_ENDPOINT = re.compile(r"<(input|output):(\d+)>")
-_NUMBERED = re.compile(r"(\D*?)_?(\d+)")
-
-
-@dataclass
-class Fold:
-    """A run of identical consecutive sibling blocks, drawn once as its first member."""
-
-    members: list[str]
-    label: str  # e.g. "h/0..h/47"
-
-    @property
-    def rep(self) -> str:
-        return self.members[0]
 
 
 @dataclass
@@ -79,68 +65,6 @@ class Plan:
         return {c: p.path for p in self.items.values() if p.cluster for c in p.children}
 
 
-class _Index:
-    """Parent/children links of the Report's modules, tolerant of a missing root."""
-
-    def __init__(self, report: Report):
-        self.report = report
-        self.by_path = {m.path: m for m in report.modules}
-        self.by_tuple = {tuple(m.path_tuple): m.path for m in report.modules}
-        self.parent = {m.path: (m.parent if m.parent in self.by_path else None) for m in report.modules}
-        self.children: dict[str | None, list[str]] = {}
-        for m in report.modules:
-            listed = [c for c in m.children if c in self.by_path]
-            self.children[m.path] = listed
-        roots = [m.path for m in report.modules if self.parent[m.path] is None]
-        self.children[None] = roots
-        # Children a module lists must also point back at it; trust the listing order, then add stragglers.
-        for path, parent in self.parent.items():
-            if parent is not None and path not in self.children[parent]:
-                self.children[parent].append(path)
-        self.param_shapes: dict[str, list[tuple[str, tuple[int, ...], str]]] = {}
-        for p in report.params:
-            self.param_shapes.setdefault(p.module, []).append((p.name, tuple(p.shape), p.dtype))
-
-    def ancestors(self, path: str) -> list[str]:
-        """``path`` and its module ancestors, outermost first."""
-        chain = []
-        cur: str | None = path
-        while cur is not None:
-            chain.append(cur)
-            cur = self.parent.get(cur)
-        return chain[::-1]
-
-    def known(self, path: str) -> str | None:
-        """``path``, or its nearest ancestor that is a module of the report (endpoints may name inner scopes)."""
-        if path in self.by_path:
-            return path
-        parts = parse_path(path)
-        for n in range(len(parts) - 1, 0, -1):
-            hit = self.by_tuple.get(parts[:n])
-            if hit is not None:
-                return hit
-        return None
-
-    def relative(self, path: str, base: str | None) -> tuple[str, ...]:
-        full = tuple(self.by_path[path].path_tuple)
-        if base is None:
-            return full
-        return full[len(self.by_path[base].path_tuple) :]
-
-    def signature(self, path: str, memo: dict[str, object]) -> object:
-        """Type, config, own parameter shapes and children's signatures: equal signatures mean identical blocks."""
-        if path not in memo:
-            m = self.by_path[path]
-            memo[path] = (
-                m.type,
-                # A config value may name the module itself (its graph node); that differs between copies.
-                tuple(sorted((k, v.replace(m.path, "<self>")) for k, v in m.config.items())),
-                tuple(sorted(self.param_shapes.get(path, []))),
-                tuple((self.relative(c, path), self.signature(c, memo)) for c in self.children.get(path, [])),
-            )
-        return memo[path]
-
-
 def resolve_focus(report: Report, focus: str) -> str:
     """The module path ``focus`` names (also accepted without the root's prefix), or a helpful error."""
     paths = [m.path for m in report.modules]
@@ -153,71 +77,6 @@ def resolve_focus(report: Report, focus: str) -> str:
     hint = f" Nearest: {', '.join(near)}." if near else ""
     example = paths[min(1, len(paths) - 1)] if paths else report.root
     raise InspectError(UNKNOWN_FOCUS.format(path=focus, model=report.model, example=example, hint=hint))
-
-
-def find_folds(report: Report, index: _Index | None = None) -> dict[str, Fold]:
-    """Runs of identical consecutive siblings numbered like a list, keyed by every member's path.
-
-    Numbered like a list: ``h/0, h/1, ...`` or ``block1, block2, ...`` (one prefix, then a number). Identical:
-    same type, config, parameter shapes and, recursively, the same children. Look-alikes with names (``q``,
-    ``k``, ``v``, or ``v`` feeding ``o``) play different roles and never fold.
-    """
-    index = index or _Index(report)
-    memo: dict[str, object] = {}
-    folds: dict[str, Fold] = {}
-    feeds: set[tuple[str, str]] | None = None
-    for parent, kids in index.children.items():
-        i = 0
-        while i < len(kids):
-            prefix = _numbered(index, kids[i])
-            j = i + 1
-            while (
-                prefix is not None
-                and j < len(kids)
-                and _numbered(index, kids[j]) == prefix
-                and index.signature(kids[j], memo) == index.signature(kids[i], memo)
-            ):
-                j += 1
-            if j - i > 1 and prefix:
-                # Named with a prefix (block1, block2; but also bn1, bn2 around a conv): each must feed the next.
-                feeds = _sibling_flow(report, index) if feeds is None else feeds
-                k = i + 1
-                while k < j and (kids[k - 1], kids[k]) in feeds:
-                    k += 1
-                j = k
-            if j - i > 1:
-                fold = Fold(kids[i:j], _fold_label(index, parent, kids[i:j]))
-                for member in fold.members:
-                    folds[member] = fold
-            i = j
-    return folds
-
-
-def _sibling_flow(report: Report, index: _Index) -> set[tuple[str, str]]:
-    """(a, b) for sibling modules a, b where data flows from a (or inside it) into b (or inside it)."""
-    pairs = set()
-    for e in report.edges:
-        s, d = index.known(e.src), index.known(e.dst)
-        if s is None or d is None:
-            continue
-        up, down = index.ancestors(s), index.ancestors(d)
-        n = 0
-        while n < min(len(up), len(down)) and up[n] == down[n]:
-            n += 1
-        if n < len(up) and n < len(down):
-            pairs.add((up[n], down[n]))
-    return pairs
-
-
-def _numbered(index: _Index, path: str) -> str | None:
-    """The name's prefix before a trailing number (``'block'`` for ``block3``, ``''`` for ``3``), or None."""
-    found = _NUMBERED.fullmatch(index.by_path[path].path_tuple[-1])
-    return found.group(1) if found else None
-
-
-def _fold_label(index: _Index, parent: str | None, run: list[str]) -> str:
-    first, last = ("/".join(index.relative(p, parent)) for p in (run[0], run[-1]))
-    return f"{first}..{last}"
 
 
 def plan(
@@ -238,7 +97,7 @@ def plan(
     """
     if depth is not None and depth < 0:
         raise InspectError(f"--depth {depth}: expected 0 or more (0 draws the whole model as one box).")
-    index = _Index(report)
+    index = ModuleIndex(report)
     if focus is not None:
         top: str | None = resolve_focus(report, focus)
     elif report.root in index.by_path:
@@ -317,9 +176,13 @@ def plan(
             rest = rest[1:]
         return cur, passed
 
+    resolved: dict[str, tuple[str | None, list[tuple[int, int]]]] = {}
+
     def endpoint(raw: str, port: str) -> tuple[object, tuple] | None:
         """The graph node for one end of a Report edge: a drawn box, or a port of a drawn cluster."""
-        item, passed = resolve(raw)
+        if raw not in resolved:
+            resolved[raw] = resolve(raw)
+        item, passed = resolved[raw]
         if item is None:
             return None
         if item in items and items[item].cluster:
@@ -422,14 +285,14 @@ def _crosses_copies(up: tuple, vp: tuple) -> bool:
     return any(f in runs and runs[f] != k for f, k in vp)
 
 
-def _subtree(index: _Index, path: str) -> list[str]:
+def _subtree(index: ModuleIndex, path: str) -> list[str]:
     out = [path]
     for c in index.children.get(path, []):
         out.extend(_subtree(index, c))
     return out
 
 
-def _external(index: _Index, top: str, path: str) -> str:
+def _external(index: ModuleIndex, top: str, path: str) -> str:
     """For --focus: the outside module at the level where ``path`` branches off from the focused one."""
     outside = index.ancestors(path)
     inside = set(index.ancestors(top))
@@ -439,7 +302,7 @@ def _external(index: _Index, top: str, path: str) -> str:
     return f"<outside:{path}>"
 
 
-def _io_items(report: Report, items: dict[str, Item], used: list[str], whole: bool, index: _Index) -> list[str]:
+def _io_items(report: Report, items: dict[str, Item], used: list[str], whole: bool, index: ModuleIndex) -> list[str]:
     order: list[str] = []
     wanted = list(used)
     if whole:
@@ -462,7 +325,7 @@ def _io_items(report: Report, items: dict[str, Item], used: list[str], whole: bo
     return inputs + [p for p in order if p.startswith("<outside")] + outputs
 
 
-def _drop_containment(edges: list[DrawnEdge], items: dict[str, Item], index: _Index) -> list[DrawnEdge]:
+def _drop_containment(edges: list[DrawnEdge], items: dict[str, Item], index: ModuleIndex) -> list[DrawnEdge]:
     """An edge between a cluster and something inside it is containment, not flow; Graphviz cannot draw it."""
     inside = _cluster_members(items)
     return [e for e in edges if e.dst not in inside.get(e.src, ()) and e.src not in inside.get(e.dst, ())]

@@ -6,6 +6,7 @@ Both formats come from one list of :class:`Section`s, so table and markdown alwa
 from __future__ import annotations
 
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .._cost_report import CostReport, ShardingReport
@@ -22,13 +23,14 @@ class Section:
     style: str = ""  # 'good' / 'bad' colours the title in rich output
 
 
-def sections(report: CostReport, max_modules: int = 40) -> list[Section]:
+def sections(report: CostReport, depth: int | None = None, max_modules: int = 40) -> list[Section]:
+    """The report as format-neutral sections; ``depth`` limits module rows to that many levels below the top."""
     out = [_comparison(report)]
     if report.memory is not None:
         out.append(_memory(report))
     if report.roofline is not None:
         out.append(_roofline(report))
-    out.append(_modules(report, max_modules))
+    out.append(_modules(report, depth, max_modules))
     if report.sharding is not None:
         out.extend(_sharding(report.sharding))
     if report.notes:
@@ -59,7 +61,8 @@ def _comparison(r: CostReport) -> Section:
             f"({100 * r.flops_matmul / max(r.flops, 1):.1f}%)"
         )
     if r.loops:
-        trips = ", ".join(str(lp.trip_count) if lp.trip_count else "?" for lp in r.loops)
+        counts = Counter(str(lp.trip_count) if lp.trip_count else "?" for lp in r.loops)
+        trips = ", ".join(f"{t} (x{n})" if n > 1 else t for t, n in counts.items())
         lines.append(f"while loops in the compiled program: {len(r.loops)} (trip counts: {trips})")
     return Section(
         "FLOPs and bytes: ours vs XLA",
@@ -106,16 +109,19 @@ def _roofline(r: CostReport) -> Section:
     return Section(f"Roofline on {f.description}", ["", ""], rows, lines)
 
 
-def _modules(r: CostReport, limit: int) -> Section:
+def _modules(r: CostReport, depth: int | None, limit: int) -> Section:
     total = max(r.flops, 1)
-    shown = r.modules[:limit]
-    top = min((m.depth for m in shown if m.type), default=0)
+    top = min((m.depth for m in r.modules if m.type), default=0)
+    visible = [m for m in r.modules if depth is None or not m.type or m.depth - top <= depth]
+    shown = visible[:limit]
     rows = []
     for m in shown:
         indent = max(m.depth - top, 0) if m.type else 0
-        name = "  " * indent + m.path.rsplit("/", 1)[-1] if indent else m.path
+        name = "  " * indent + (m.name or m.path) if indent else m.path
         rows.append([name, m.type, f"{m.flops_own:,}", f"{m.flops:,}", f"{100 * m.flops / total:.1f}%"])
-    lines = [f"... {len(r.modules) - limit} more modules (see --format json)"] if len(r.modules) > limit else []
+    hidden = len(r.modules) - len(shown)
+    more = "--depth N, --format json" if depth is None else "a larger --depth, --format json"
+    lines = [f"... {hidden} more modules (see {more})"] if hidden else []
     return Section(
         f"FLOPs by module ({r.program}, ours)",
         ["module", "type", "own", "total", "share"],
@@ -197,14 +203,14 @@ def _sharding(s: ShardingReport) -> list[Section]:
 # --- rich / text --------------------------------------------------------------------------------------------
 
 
-def render_rich(report: CostReport):
+def render_rich(report: CostReport, depth: int | None = None):
     """A rich renderable (a Group of titled tables)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     parts = [Text(title(report), style="bold")]
-    for sec in sections(report):
+    for sec in sections(report, depth):
         colour = {"good": "bold green", "bad": "bold red"}.get(sec.style, "bold cyan")
         parts.append(Text(sec.title, style=colour))
         if sec.columns:
@@ -228,14 +234,14 @@ def render_rich(report: CostReport):
     return Group(*parts)
 
 
-def render_text(report: CostReport, width: int = 140, color: bool = False) -> str:
+def render_text(report: CostReport, width: int = 140, color: bool = False, depth: int | None = None) -> str:
     from rich.console import Console
 
     buf = io.StringIO()
     console = Console(
         file=buf, width=width, force_terminal=color, color_system="auto" if color else None, no_color=not color
     )
-    console.print(render_rich(report))
+    console.print(render_rich(report, depth))
     return buf.getvalue()
 
 
@@ -246,9 +252,9 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(report: CostReport) -> str:
+def render_markdown(report: CostReport, depth: int | None = None) -> str:
     out = [f"# {title(report)}", ""]
-    for sec in sections(report):
+    for sec in sections(report, depth):
         out.append(f"## {sec.title}")
         out.append("")
         if sec.columns:

@@ -27,7 +27,7 @@ import graphviz
 
 from .._errors import InspectError
 from .._report import ModuleInfo, Report, TensorSpec
-from ._diagram import Item, Plan, plan
+from ._diagram import IO_ENDPOINT, Item, Plan, plan
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
 COLORINGS = ("type", "params", "flops")
@@ -108,12 +108,13 @@ class _Builder:
             edge_attr={"fontname": FONT, "fontsize": "9", "color": "#555555", "fontcolor": "#333333", "arrowsize": "0.7"},
         )  # fmt: skip
         self.fills = self._fills()
+        self.loops = _returns_to_shared(drawn)
 
     # --- ids --------------------------------------------------------------
     def id(self, path: str) -> str:
         """A DOT id: the module path itself where DOT allows it (so the SVG's <title> names the module)."""
         if path not in self.ids:
-            io = re.fullmatch(r"<(input|output):(\d+)>", path)
+            io = IO_ENDPOINT.fullmatch(path)
             if io:
                 self.ids[path] = f"{io.group(1)}_{io.group(2)}"
             elif path.startswith("<outside:"):
@@ -219,6 +220,8 @@ class _Builder:
         if tensors:
             text = "\n".join(_spec(t) for t in tensors[:2])
             attrs["label"] = text + (f"\n(+{len(tensors) - 2} more)" if len(tensors) > 2 else "")
+        if (src, dst) in self.loops:
+            attrs["constraint"] = "false"  # a later call of a shared module: keep the layout flowing one way
         items = self.plan.items
         tail, head = src, dst
         if items[src].cluster:  # leave the cluster from its last box, clipped at the cluster's border
@@ -312,6 +315,29 @@ class _Builder:
         with self.g.subgraph(name="cluster_legend") as sub:
             sub.attr(label="legend", style="rounded", color="#cccccc", fontsize="9")
             sub.node("legend", label=label, shape="plain", style="")
+
+
+def _returns_to_shared(drawn: Plan) -> set[tuple[str, str]]:
+    """Edges into a shared box from something its own output reaches (GPT-2's ``ln_f -> wte``).
+
+    Such an edge closes a cycle; left to rank the layout, it would pull the shared box below everything it
+    feeds. Without rank constraint it is drawn as a return arrow instead.
+    """
+    succ: dict[str, list[str]] = {}
+    for e in drawn.edges:
+        succ.setdefault(e.src, []).append(e.dst)
+    loops = set()
+    for item in drawn.items.values():
+        if item.module is None or item.cluster or not _shared(item.module):
+            continue
+        seen, todo = set(), list(succ.get(item.path, []))
+        while todo:
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo.extend(succ.get(n, []))
+        loops |= {(e.src, e.dst) for e in drawn.edges if e.dst == item.path and e.src in seen}
+    return loops
 
 
 def _shared(m: ModuleInfo) -> bool:

@@ -81,8 +81,11 @@ class BloxInspectApp(App):
         }
         return self.index.with_ancestors(o for o in owners if o in self.index.modules)
 
-    def param_stats(self, path: str) -> tuple[ArrayStats | None, str | None]:
-        """``(stats, None)`` for a real param, else ``(None, why not)``. Values are read on first use."""
+    def param_stats(self, path: str, compute: bool = True) -> tuple[ArrayStats | None, str | None]:
+        """``(stats, None)`` for a real param, else ``(None, why not)``. Values are read on first use.
+
+        With ``compute=False``, ``(None, None)`` means the values must still be read and summarised.
+        """
         if path in self._stats_cache:
             return self._stats_cache[path], None
         if self._read is None:
@@ -90,6 +93,8 @@ class BloxInspectApp(App):
         problem = self.param_problem(path)
         if problem:
             return None, f"no statistics: {problem}"
+        if not compute:
+            return None, None
         try:
             value = self._read(path)
         except KeyError:
@@ -106,7 +111,8 @@ class BloxInspectApp(App):
         """``(title, lines)`` of the module's program text; None while it still has to be computed."""
         if self.hlo_text is not None:
             lines = hlo_lines_for(self.hlo_text, path)
-            return f"optimized HLO inside {path}: {len(lines)} instructions", lines
+            count = sum("op_name=" in line for line in lines)  # the other lines are computation headers
+            return f"optimized HLO inside {path}: {count} instructions", lines
         if self._program is None:
             return "no program text: open a model file (not a checkpoint) to see its jaxpr", []
         if callable(self._program):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Log, Static, Tree
@@ -23,13 +24,24 @@ if TYPE_CHECKING:
 
 # Expanding everything stops adding nodes past this many, so a huge model stays responsive.
 EXPAND_ALL_LIMIT = 5000
+# Params with more values than this get their statistics computed in a worker thread.
+SYNC_STATS_LIMIT = 1_000_000
 
 
-def module_label(m: ModuleInfo, *, marked: bool = False, query: str = "") -> Text:
-    """One tree row: name, type, params and FLOPs (matches of the search query highlighted)."""
-    name = Text(m.name or m.path or "·", style="bold" if m.children else "")
-    if query:
-        offset = len(m.path) - len(m.name)
+def module_label(m: ModuleInfo, *, parent: str | None = None, marked: bool = False, query: str = "") -> Text:
+    """One tree row: name, type, params and FLOPs (matches of the search query highlighted).
+
+    The name is the path below ``parent``, so graph nodes that hold no module
+    (``h`` in ``transformer/h/0``) still show: the row reads ``h/0``.
+    """
+    shown = m.name or m.path or "·"
+    if parent and m.path.startswith(parent + "/"):
+        shown = m.path[len(parent) + 1 :]
+    elif parent == "" and m.path:
+        shown = m.path
+    name = Text(shown, style="bold" if m.children else "")
+    if query and m.path.endswith(shown):
+        offset = len(m.path) - len(shown)
         for i in match_positions(query, m.path):
             if i >= offset:
                 name.stylize("reverse", i - offset, i - offset + 1)
@@ -87,7 +99,7 @@ class ModuleTree(Tree[str]):
 
     def _add(self, parent: TreeNode[str], m: ModuleInfo) -> TreeNode[str]:
         node = parent.add(
-            module_label(m, marked=m.path in self.marked, query=self.query),
+            module_label(m, parent=parent.data, marked=m.path in self.marked, query=self.query),
             data=m.path,
             allow_expand=bool(m.children),
         )
@@ -193,6 +205,7 @@ class DetailPane(VerticalScroll):
         return self.app  # type: ignore[return-value]
 
     shown: str | None = None  # path of the module on display
+    shown_param: str | None = None
 
     def show_module(self, m: ModuleInfo) -> None:
         self.shown = m.path
@@ -275,12 +288,26 @@ class DetailPane(VerticalScroll):
         if problem:
             grid.add_row(Text("mismatch", style="bold red"), Text(problem, style="red"))
         parts: list[Any] = [grid]
-        stats, why = app.param_stats(p.path)
+        self.shown_param = p.path
+        stats, why = app.param_stats(p.path, compute=p.size <= SYNC_STATS_LIMIT)
         if stats is not None:
             parts.append(stats_table(stats))
         elif why:
             parts.append(Text(why, style="dim"))
+        else:
+            parts.append(Text(f"reading {human_bytes(p.bytes)} and computing statistics …", style="dim"))
+            self._compute_stats(p)
         self.query_one("#param-stats", Static).update(Group(*parts))
+
+    @work(thread=True, exclusive=True, group="stats")
+    def _compute_stats(self, p: ParamInfo) -> None:
+        # Big tensors are read and summarised off the UI thread, so the tree stays responsive.
+        self.app_data.param_stats(p.path)
+        self.app.call_from_thread(self._stats_ready, p)
+
+    def _stats_ready(self, p: ParamInfo) -> None:
+        if self.shown_param == p.path:
+            self.show_param(p)
 
 
 def _num(x: float | None) -> str:

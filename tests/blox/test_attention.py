@@ -212,3 +212,22 @@ def test_bad_configurations_are_errors():
         bx.ShapeError, match=r"apply_rope: positions of shape \(4,\) do not match x of shape \(1, 3, 2, 4\)"
     ):
         bx.apply_rope(jnp.ones((1, 3, 2, 4)), jnp.arange(4))
+
+
+def test_head_size_none_is_inferred_from_the_width():
+    inferred, p0 = make(num_heads=4, head_size=None, num_kv_heads=2)
+    explicit, _ = make(num_heads=4, head_size=4, num_kv_heads=2)
+    x = randn(10, (1, 3, 16))
+    params = filled(inferred, p0, x)
+    assert params["net/attn/key/kernel"].value.shape == (16, 8)
+    y1, _ = jax.jit(functools.partial(inferred, causal=True))(params, x)
+    y2, _ = jax.jit(functools.partial(explicit, causal=True))(params, x)
+    np.testing.assert_allclose(y1, y2, atol=1e-6)
+    with pytest.raises(
+        bx.ShapeError,
+        match=r"net/attn \(MultiHeadAttention\): num_heads=4 does not divide the query width 10 \(query shape \(1, 3, 10\)\)",
+    ):
+        inferred(p0, jnp.ones((1, 3, 10)))
+    with pytest.raises(ValueError, match="init_cache needs the head size"):
+        inferred.init_cache(1, 4)
+    assert inferred.init_cache(1, 4, head_size=4).key.shape == (1, 4, 2, 4)

@@ -124,6 +124,24 @@ def test_conv_gradients_match_lax():
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
 
+def test_conv_transpose_gradients_match_lax():
+    conv, params = _conv((3, 3), 4, cls=bx.ConvTranspose, strides=2, padding="SAME", use_bias=False)
+    x = _x((2, 3, 4, 2))
+    _, params = conv(params, x)
+
+    def ours(k, x):
+        return jnp.sum(jnp.sin(conv(params.set(("net", "conv", "kernel"), bx.Param(k)), x)[0]))
+
+    def ref(k, x):
+        return jnp.sum(jnp.sin(jax.lax.conv_transpose(x, k, (2, 2), "SAME", dimension_numbers=NHWC)))
+
+    kernel = params["net/conv/kernel"].value
+    got = jax.jit(jax.grad(ours, argnums=(0, 1)))(kernel, x)
+    want = jax.jit(jax.grad(ref, argnums=(0, 1)))(kernel, x)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("padding", ["SAME", "VALID", ((1, 2), (0, 1))])
 def test_conv_transpose_matches_lax(padding):
     conv, params = _conv((3, 2), 5, cls=bx.ConvTranspose, strides=(2, 3), padding=padding, kernel_dilation=(2, 1))
@@ -201,14 +219,17 @@ def test_conv_errors_name_the_module_and_shapes():
     grouped, gparams = _conv((3,), 4, feature_group_count=2)
     with pytest.raises(
         bx.ShapeError,
-        match=r"net/conv \(Conv\): input channels \(input shape \(2, 5, 3\)\) \(3\) must be divisible by feature_group_count=2",
+        match=r"net/conv \(Conv\): the input's 3 channels \(input shape \(2, 5, 3\)\) must be divisible by feature_group_count=2",
     ):
         grouped(gparams, jnp.ones((2, 5, 3)))
     with pytest.raises(
         bx.ShapeError,
-        match=r"net/conv \(ConvTranspose\): output_channels \(5\) must be divisible by feature_group_count=2",
+        match=r"net/conv \(ConvTranspose\): output_channels=5 must be divisible by feature_group_count=2",
     ):
         _conv((3,), 5, cls=bx.ConvTranspose, feature_group_count=2)
+    up, uparams = _conv((4,), 2, cls=bx.ConvTranspose, strides=2, padding=((-2, -2),))
+    with pytest.raises(bx.ShapeError, match=r"net/conv \(ConvTranspose\): the kernel spans 4 positions .* only 1"):
+        up(uparams, jnp.ones((1, 3, 1)))
     with pytest.raises(TypeError, match=r"kernel_size must be a tuple.*\(3, 3\)"):
         _conv(3, 4)
     with pytest.raises(ValueError, match=r"padding must be 'SAME', 'VALID'"):

@@ -133,3 +133,23 @@ def test_scan_errors_name_the_module_and_shapes():
         ValueError, match=r"make_block\(node\) must return a blox Module built on the node it is given \(net/s/block\)"
     ):
         bx.ScanBlocks(g / "s", lambda node: bx.Linear(g / "elsewhere", 3), num_layers=2)
+
+
+def test_a_block_without_params_spends_no_init_key():
+    g = bx.Graph("net")
+    rng = bx.Rng(g / "rng")
+    stack = bx.ScanBlocks(g / "h", lambda node: bx.Dropout(node, 0.5, rng), num_layers=L)
+    y, params = jax.jit(lambda p, x: stack(p, x, is_training=False))(rng.seed(bx.Params(), 0), jnp.ones(3))
+    np.testing.assert_array_equal(y, np.ones(3))
+    assert int(params["net/rng/counter"].value) == 0 and len(params) == 2
+
+
+def test_stacked_sharding_metadata_turns_into_named_shardings():
+    stack, p0 = scanned()
+    params = jax.eval_shape(lambda p: stack(p, jnp.ones((1, 4, 8)), causal=True)[1], p0)
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:8]).reshape(4, 2), ("data", "model"))
+    shardings = bx.param_shardings(params, mesh)
+    P = jax.sharding.PartitionSpec
+    assert shardings["net/h/block/attn/query/kernel"].value.spec == P(None, None, "model")
+    assert shardings["net/h/block/mlp/proj/kernel"].value.spec == P(None, "model", None)
+    assert shardings["net/h/block/ln_1/scale"].value.spec == P()

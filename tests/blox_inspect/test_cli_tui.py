@@ -1,13 +1,12 @@
 """`blox-inspect tui`: argument handling, bad input as one clear message (exit 2), real model files."""
 
 import argparse
-import io
 import os
 
 import jax
 import numpy as np
 import pytest
-from rich.console import Console
+from tui_pilot import settle, text
 
 import blox as bx
 from blox_inspect._loading import load_model
@@ -22,12 +21,6 @@ SIZE = (120, 40)
 
 def args(*files, params=None, hlo=None):
     return argparse.Namespace(files=list(files), params=params, hlo=hlo)
-
-
-def text(widget) -> str:
-    console = Console(file=io.StringIO(), width=200, color_system=None)
-    console.print(widget.content)
-    return console.file.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -72,8 +65,9 @@ async def test_model_file_with_matching_params(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         tree = app.screen.query_one("#tree")
         assert [n.data for n in tree.root.children] == ["net/rng", "net/mlp"]
+        await settle(pilot)  # let the tree mount before driving it directly
         tree.reveal("net/mlp/l1")
-        await pilot.pause()
+        await settle(pilot)
         assert "__call__: float32[4,16] → float32[4,32]" in text(app.screen.query_one("#module-info"))
         first = app.index.own_params["net/mlp/l1"][0].path
         ref = array_stats(np.asarray(params[first].value))
@@ -81,7 +75,7 @@ async def test_model_file_with_matching_params(tmp_path):
         # the Program tab traces the model once, lazily, and shows l1's equations
         await pilot.press("p")
         await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         lines = app.screen.query_one("#program-log").lines
         assert [line.split(" = ")[1].split("[")[0].split()[0] for line in lines] == ["dot_general", "reshape", "add"]
 

@@ -104,7 +104,7 @@ def test_bad_arguments(saved, tmp_path, capsys):
     assert main(["graph"]) == 2
     assert "graph needs a model file" in capsys.readouterr().err
     assert main(["graph", "model.py", "--load", saved]) == 2
-    assert "not both" in capsys.readouterr().err
+    assert "takes no model file or --params" in capsys.readouterr().err
 
 
 def test_entry_point_runs_as_a_process(saved, tmp_path):
@@ -123,3 +123,17 @@ def test_draws_a_model_file_through_the_analysis(tmp_path):
     names = {t.text for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}title")}
     assert {"net/mlp/l1", "net/mlp/drop", "net/mlp/l2", "cluster_net/mlp", "input_0", "output_0"} <= names
     assert {"input_0->net/mlp/l1", "net/mlp/l1->net/mlp/drop", "net/mlp/l2->output_0"} <= names  # edge titles
+
+
+def test_params_from_a_checkpoint_header(tmp_path):
+    import jax
+
+    import blox as bx
+    from blox_inspect._loading import load_model
+
+    model = str(REPO / "tests/blox_inspect/models/mlp.py")
+    ckpt = tmp_path / "mlp.safetensors"
+    bx.save(ckpt, load_model(model).init(0, jax.numpy.ones((4, 16))))
+    out = tmp_path / "mlp.dot"
+    assert main(["graph", model, "--params", str(ckpt), "-o", str(out)]) == 0
+    assert "params 544" in out.read_text()  # l1: 16*32 + 32

@@ -11,7 +11,8 @@ import pytest
 
 from blox_inspect import InspectError
 from blox_inspect.renderers import _layout
-from blox_inspect.renderers._diagram import find_folds, plan
+from blox_inspect.renderers._diagram import plan
+from blox_inspect.renderers._folds import find_folds
 from blox_inspect.renderers.graphviz import build_graph, to_dot
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -225,6 +226,8 @@ def test_svg_is_xml_and_names_every_module_or_its_representative():
             if rep == member or rep.startswith(member + "/"):
                 rep = fold.rep + rep[len(member) :]
         assert rep in names, m.path
+    svg = _svg(to_dot(r))
+    assert b"<image" not in svg and b"@import" not in svg and b"url(" not in svg  # self-contained
     expanded = _svg_names(_svg(to_dot(r, expand=True)))
     assert {m.path for m in r.modules} <= expanded
 
@@ -285,3 +288,11 @@ def test_a_module_called_twice_is_marked_shared_with_its_methods():
     proj.call_info = [CallInfo([spec], [spec], "__call__"), CallInfo([spec], [spec], "attend")]
     box = next(ln for ln in to_dot(r).splitlines() if ln.strip().startswith('"net/proj"'))
     assert "<b>shared</b>: 2 calls (__call__, attend)" in box and "penwidth=2" in box
+
+
+def test_the_return_edge_into_a_tied_embedding_does_not_constrain_the_layout():
+    source = to_dot(gr.gpt2(n_layer=2, d=64, vocab=100, seq=8), depth=1)
+    back = next(ln for ln in source.splitlines() if '"gpt2/ln_f" -> "gpt2/wte"' in ln)
+    assert "constraint=false" in back
+    first = next(ln for ln in source.splitlines() if 'input_0 -> "gpt2/wte"' in ln)
+    assert "constraint" not in first

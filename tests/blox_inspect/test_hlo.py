@@ -53,6 +53,8 @@ def test_bad_stage_and_module():
         program_text(build_program(loaded), "mlir")
     with pytest.raises(InspectError, match=r"no module at path 'net/mlp/l3'.*known: net/mlp, net/mlp/drop"):
         check_module(loaded, "net/mlp/l3")
+    with pytest.raises(InspectError, match=r"Did you mean 'net/mlp/l2'\?"):
+        check_module(loaded, "mlp/l2")  # the root left out
 
 
 def test_export_mlir_text_and_bytecode(programs, tmp_path):

@@ -1,11 +1,9 @@
 """The Textual browser driven with Pilot: navigation, search, sorting, details, diff, help, bad sizes."""
 
-import io
-
 import numpy as np
 import pytest
-from rich.console import Console
-from textual.widgets import DataTable, Static, TabbedContent
+from textual.widgets import DataTable, TabbedContent
+from tui_pilot import cursor, settle, text, tree
 from tui_reports import gpt_params, gpt_report
 
 import blox as bx
@@ -17,21 +15,6 @@ from blox_inspect.tui.screens import HelpScreen
 from blox_inspect.tui.widgets import ModuleTree
 
 SIZE = (120, 40)
-
-
-def text(widget: Static) -> str:
-    """The plain text a Static shows."""
-    console = Console(file=io.StringIO(), width=200, color_system=None)
-    console.print(widget.content)
-    return console.file.getvalue()
-
-
-def tree(app) -> ModuleTree:
-    return app.screen.query_one(ModuleTree)
-
-
-def cursor(app) -> str:
-    return tree(app).cursor_node.data
 
 
 def shown_paths(app) -> list[str]:
@@ -60,16 +43,16 @@ async def test_tree_is_lazy_and_navigates(report):
         assert shown_paths(app) == ["gpt", "gpt/embed", "gpt/blocks", "gpt/head"]
         assert set(t.nodes) == {"gpt", "gpt/embed", "gpt/blocks", "gpt/head"}  # nothing below blocks yet
         await pilot.press("down", "down", "space")
-        await pilot.pause()
+        await settle(pilot)
         assert cursor(app) == "gpt/blocks"
         assert "gpt/blocks/block_1" in shown_paths(app)
         assert "gpt/blocks/block_0/attn" not in t.nodes
         await pilot.press("down", "space", "down", "down")
-        await pilot.pause()
+        await settle(pilot)
         assert cursor(app) == "gpt/blocks/block_0/attn"
         assert "gpt/blocks/block_0/attn/q" not in t.nodes
         await pilot.press("right")
-        await pilot.pause()
+        await settle(pilot)
         assert "gpt/blocks/block_0/attn/q" in t.nodes
         info = text(app.screen.query_one("#module-info"))
         assert "gpt/blocks/block_0/attn  Attention" in info
@@ -83,7 +66,7 @@ async def test_details_show_params_and_statistics(report):
     app = make_app(report, params=params)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("down")  # gpt/embed
-        await pilot.pause()
+        await settle(pilot)
         info = text(app.screen.query_one("#module-info"))
         assert "512 total, 512 own" in info and "(18.1% of the model)" in info
         table = app.screen.query_one("#param-table", DataTable)
@@ -97,11 +80,11 @@ async def test_details_show_params_and_statistics(report):
         assert any(ch in stats for ch in "▁▂▃▄▅▆▇█")
         # choosing another param row shows that param; tab goes from the tree to the params table
         await pilot.press("end")  # gpt/head
-        await pilot.pause()
+        await settle(pilot)
         await pilot.press("tab")
         assert app.focused.id == "param-table"
         await pilot.press("down")
-        await pilot.pause()
+        await settle(pilot)
         assert "gpt/head/bias" in text(app.screen.query_one("#param-stats"))
 
 
@@ -109,7 +92,7 @@ async def test_abstract_report_explains_missing_values(report):
     app = make_app(report)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("down")
-        await pilot.pause()
+        await settle(pilot)
         assert "abstract params: no values to show" in text(app.screen.query_one("#param-stats"))
 
 
@@ -119,14 +102,14 @@ async def test_search_filters_fuzzily_and_escape_restores(report):
         await pilot.press("slash")
         assert app.screen.has_class("-searching") and app.focused.id == "search"
         await pilot.press(*"b1mlpup")
-        await pilot.pause()
+        await settle(pilot)
         assert cursor(app) == "gpt/blocks/block_1/mlp/up"
         assert "gpt/blocks/block_1/mlp/up" in shown_paths(app)
         assert "gpt/head" not in shown_paths(app)
         await pilot.press("enter")
         assert isinstance(app.focused, ModuleTree)
         await pilot.press("escape")
-        await pilot.pause()
+        await settle(pilot)
         assert not app.screen.has_class("-searching")
         assert "gpt/head" in shown_paths(app)
         assert cursor(app) == "gpt/blocks/block_1/mlp/up"  # the found module stays selected
@@ -142,17 +125,17 @@ async def test_sorting_largest_expand_collapse_copy(report):
         assert [c.data for c in tree(app).root.children] == ["gpt/blocks", "gpt/head", "gpt/embed"]
         blk = tree(app).nodes["gpt/blocks"]
         blk.expand()
-        await pilot.pause()
+        await settle(pilot)
         await pilot.press("s")  # back to graph order
         assert [c.data for c in tree(app).root.children] == ["gpt/embed", "gpt/blocks", "gpt/head"]
         await pilot.press("g")
-        await pilot.pause()
+        await settle(pilot)
         assert cursor(app) == "gpt/head"  # 576 own params: the most of any module
         await pilot.press("e")
-        await pilot.pause()
+        await settle(pilot)
         assert len(shown_paths(app)) == len(report.modules)
         await pilot.press("c")
-        await pilot.pause()
+        await settle(pilot)
         assert shown_paths(app) == ["gpt", "gpt/embed", "gpt/blocks", "gpt/head"]
         await pilot.press("down", "y")
         assert app.clipboard == "gpt/embed"
@@ -162,8 +145,9 @@ async def test_sorting_largest_expand_collapse_copy(report):
 async def test_sort_by_flops_orders_children(report):
     app = make_app(report)
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # let the tree mount before driving it directly
         tree(app).reveal("gpt/blocks/block_0/attn")
-        await pilot.pause()
+        await settle(pilot)
         await pilot.press("s", "s")
         kids = [c.data.rsplit("/", 1)[1] for c in tree(app).nodes["gpt/blocks/block_0"].children]
         # attn: 8192 own + 4 × 1024; mlp: 2 × 4096; ln: 1280 each
@@ -176,17 +160,17 @@ async def test_program_pane_shows_precomputed_jaxpr_and_hlo(report):
     app = make_app(report, program_text=lines)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("p")
-        await pilot.pause()
+        await settle(pilot)
         assert app.screen.query_one(TabbedContent).active == "tab-program"
         assert "jaxpr equations traced inside gpt: 2" in text(app.screen.query_one("#program-title"))
         await pilot.press("down")
-        await pilot.pause()
+        await settle(pilot)
         assert app.screen.query_one("#program-log").lines == ["a:f32[2,16,8] = gather b c"]
     hlo = '%x = f32[2] gather(%a), metadata={op_name="jit(f)/gpt/gpt/embed/gather"}\n%y = f32[2] add(%x, %x)'
     app = make_app(report, hlo_text=hlo)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("down", "p")
-        await pilot.pause()
+        await settle(pilot)
         assert "optimized HLO inside gpt/embed: 1 instructions" in text(app.screen.query_one("#program-title"))
 
 
@@ -203,9 +187,9 @@ async def test_program_text_is_computed_lazily_once(report):
         assert calls == []  # nothing traced until the Program tab opens
         await pilot.press("p")
         await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         await pilot.press("up")
-        await pilot.pause()
+        await settle(pilot)
         assert app.screen.query_one("#program-log").lines == ["x = add a b"]
         assert calls == [1]
 
@@ -221,8 +205,9 @@ async def test_checkpoint_alone_reads_tensors_lazily(tmp_path, report, monkeypat
     app = make_app(report_from_checkpoint(reader), params=reader)
     async with app.run_test(size=SIZE) as pilot:
         assert read == []
+        await settle(pilot)  # let the tree mount before driving it directly
         tree(app).reveal("gpt/head")
-        await pilot.pause()
+        await settle(pilot)
         assert len(read) == 1 and read[0].startswith("gpt/head/")  # only the shown param
         ref = array_stats(np.asarray(params[read[0]].value))
         assert f"max {ref.max:.6g}" in text(app.screen.query_one("#param-stats"))
@@ -239,8 +224,9 @@ async def test_mismatched_checkpoint_is_highlighted(tmp_path, report):
         banner = text(app.screen.query_one("#banner"))
         assert "checkpoint does not match the model: 1 with another shape/dtype" in banner
         assert "✗" in str(tree(app).nodes["gpt/head"].label) and "✗" not in str(tree(app).nodes["gpt/embed"].label)
+        await settle(pilot)  # let the tree mount before driving it directly
         tree(app).reveal("gpt/head")
-        await pilot.pause()
+        await settle(pilot)
         assert "gpt/head/kernel: checkpoint has float32[8,10], model needs float32[8,64]" in text(
             app.screen.query_one("#module-info")
         )
@@ -307,7 +293,7 @@ async def test_too_small_terminal_shows_a_message(report):
         assert msg.display and "too small" in text(msg) and "this one is 50×10" in text(msg)
         assert not app.screen.query_one("#body").display
         await pilot.resize_terminal(*SIZE)
-        await pilot.pause()
+        await settle(pilot)
         assert not app.screen.has_class("-too-small") and app.screen.query_one("#body").display
 
 
@@ -318,17 +304,17 @@ async def test_ten_thousand_modules_open_lazily():
     async with app.run_test(size=SIZE) as pilot:
         assert len(tree(app).nodes) == 4
         await pilot.press("down", "down", "space")
-        await pilot.pause()
+        await settle(pilot)
         assert len(tree(app).nodes) == 4 + 910
         await pilot.press("end")
-        await pilot.pause()
+        await settle(pilot)
         assert cursor(app) == "gpt/head"
         await pilot.press("slash")
         app.screen.query_one("#search").value = "909mlpdown"  # typing 10 keys through Pilot is slow
-        await pilot.pause()
+        await settle(pilot)
         assert cursor(app) == "gpt/blocks/block_909/mlp/down"
         await pilot.press("escape", "g")
-        await pilot.pause()
+        await settle(pilot)
         assert cursor(app) == "gpt/head"
 
 
@@ -337,6 +323,57 @@ async def test_stale_param_highlight_does_not_replace_the_module(report):
     app = make_app(report, params=gpt_params(report))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("down", "down")  # embed (one param), then blocks (none)
-        await pilot.pause()
+        await settle(pilot)
         assert cursor(app) == "gpt/blocks"
         assert "no params of its own" in text(app.screen.query_one("#param-stats"))
+
+
+async def test_big_params_get_statistics_in_a_worker(report, monkeypatch):
+    from blox_inspect.tui import widgets
+
+    monkeypatch.setattr(widgets, "SYNC_STATS_LIMIT", 0)  # treat every param as big
+    params = gpt_params(report)
+    app = make_app(report, params=params)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down")
+        await settle(pilot)
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        ref = array_stats(np.asarray(params["gpt/embed/embedding"].value))
+        assert f"L2 norm    {ref.l2:.6g}" in text(app.screen.query_one("#param-stats"))
+
+
+def test_rows_name_the_path_below_the_parent():
+    from blox_inspect._report import ModuleInfo
+    from blox_inspect.tui.widgets import module_label
+
+    # GPT-2's blocks live at transformer/h/0 where `h` is a graph node without a module
+    m = ModuleInfo(
+        path="gpt2/transformer/h/0",
+        path_tuple=["gpt2", "transformer", "h", "0"],
+        name="0",
+        type="Block",
+        config={},
+        depth=2,
+        parent="gpt2/transformer",
+        children=[],
+        calls=1,
+        call_info=[],
+        shared=False,
+        params=1500,
+    )
+    assert str(module_label(m, parent="gpt2/transformer")) == "h/0  Block  1.50k"
+    assert str(module_label(m, parent="gpt2/transformer", marked=True)) == "h/0  Block  1.50k  ✗"
+
+
+async def test_mouse_selects_rows_and_tabs(report):
+    app = make_app(report, program_text={"gpt/head": ["x = add a b"]})
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.click(ModuleTree, offset=(6, 3))  # the fourth row: gpt/head
+        await settle(pilot)
+        assert cursor(app) == "gpt/head"
+        await pilot.click("#--content-tab-tab-program")
+        await settle(pilot)
+        assert app.screen.query_one(TabbedContent).active == "tab-program"
+        assert app.screen.query_one("#program-log").lines == ["x = add a b"]

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tui_pilot import settle
 from tui_reports import gpt_params, gpt_report
 
 import blox as bx
@@ -22,9 +23,9 @@ def test_model_with_statistics(snap_compare, report, tmp_path):
     app = make_app(report, params=params, title="gpt.py")
 
     async def open_head(pilot):
-        await pilot.pause()
+        await settle(pilot)
         pilot.app.screen.query_one("#tree").reveal("gpt/blocks/block_0/mlp/up")
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=open_head)
 
