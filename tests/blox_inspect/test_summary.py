@@ -390,3 +390,19 @@ def test_xla_auto_skips_large_programs(monkeypatch):
     assert r.totals.flops_xla is None and r.totals.memory == {}
     assert any("XLA cost and memory analysis skipped" in n and "Pass --xla" in n for n in r.notes)
     assert summarize_loaded(loaded, xla=True).totals.flops_xla == r.totals.flops  # forced
+
+
+def test_tag_primitive_is_an_identity_under_every_transform():
+    from blox_inspect._flops import count_flops
+    from blox_inspect._trace import tag
+
+    def f(x):
+        return jnp.sum(tag(x, 0, "in", 0) ** 2)
+
+    x = jnp.arange(3.0)
+    assert float(jax.jit(f)(x)) == 5.0
+    np.testing.assert_allclose(jax.grad(f)(x), 2 * x)
+    np.testing.assert_allclose(jax.vmap(jax.grad(f))(jnp.stack([x, x])), 2 * jnp.stack([x, x]))
+    (ct,) = jax.linear_transpose(lambda v: tag(v, 0, "out", 0), x)(jnp.ones(3))
+    np.testing.assert_allclose(ct, jnp.ones(3))
+    assert count_flops(jax.make_jaxpr(lambda v: tag(v, 0, "in", 0))(x)).total == 0
