@@ -4,7 +4,9 @@ Every row's numbers include the module's children, so hiding deeper modules
 (``depth``) never changes a total. Runs of >= ``FOLD_MIN`` consecutive siblings
 whose subtrees are identical (type, config, param shapes, call shapes) and whose
 names differ only in their numbers (``layer_0``, ``layer_1``, ...) become one
-group: the first block's rows, marked ``×N``, with per-block numbers.
+group: the first block's rows, marked ``×N``. A row's ``scale`` is N for the group's
+rows (the product, for nested groups), and the ``totals`` of a row cover all N blocks,
+so the numbers in a folded table still add up to the model's totals.
 """
 
 from __future__ import annotations
@@ -23,13 +25,26 @@ class Row:
     level: int  # indentation level in the shown tree
     repeat: int = 1  # ×N for a folded group's head row
     last_name: str | None = None  # name of the last block of a folded group
+    scale: int = 1  # how many identical blocks this row stands for (its ×N and its folded ancestors')
+
+    def total(self, attr: str) -> int | None:
+        """``attr`` of the module (e.g. 'params', 'flops') times the blocks this row stands for."""
+        value = getattr(self.module, attr)
+        return None if value is None else value * self.scale
 
     @property
     def label(self) -> str:
-        name = self.module.name
+        name = relative_name(self.module)
         if self.repeat > 1:
             return f"{name}…{self.last_name} ×{self.repeat}"
         return name
+
+
+def relative_name(m: ModuleInfo) -> str:
+    """The path below the parent module: 'h/0' for a block under a plain (module-less) node 'h'."""
+    if m.parent and m.path.startswith(m.parent + "/"):
+        return m.path[len(m.parent) + 1 :]
+    return m.name
 
 
 def _signatures(report: Report) -> dict[str, tuple]:
@@ -62,7 +77,7 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
     out: list[Row] = []
     tops = [m for m in report.modules if m.parent is None]
 
-    def visit(siblings: list[ModuleInfo], level: int) -> None:
+    def visit(siblings: list[ModuleInfo], level: int, scale: int) -> None:
         i = 0
         while i < len(siblings):
             m = siblings[i]
@@ -75,13 +90,16 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
                     run += 1
             if run < FOLD_MIN:
                 run = 1
-            out.append(Row(m, level, run, siblings[i + run - 1].name if run > 1 else None))
+            out.append(Row(m, level, run, relative_name(siblings[i + run - 1]) if run > 1 else None, scale * run))
             if depth is None or m.depth + 1 < depth:
-                visit([by_path[c] for c in m.children], level + 1)
+                visit([by_path[c] for c in m.children], level + 1, scale * run)
             i += run
 
-    visit(tops, 0)
+    visit(tops, 0, 1)
     return out
+
+
+FOLD_NOTE = "rows of a folded run (×N) show the totals of all N blocks"
 
 
 def human(n: float | int | None, unit: str = "", si: bool = False) -> str:

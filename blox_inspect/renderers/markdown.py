@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._report import Report
-from ._rows import human, percent, rows, shapes, totals_items, type_label
+from ._rows import FOLD_NOTE, human, percent, rows, shapes, totals_items, type_label
 
 
 def _cell(text: str) -> str:
@@ -18,23 +18,26 @@ def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> 
         head.append("Train FLOPs")
     lines = [f"# {report.model}", "", "| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
     total = report.totals.params
-    for row in rows(report, depth, fold):
+    shown = rows(report, depth, fold)
+    for row in shown:
         m = row.module
+        params, trainable = row.total("params"), row.total("trainable_params")
         cells = [
             "&nbsp;&nbsp;" * row.level + ("**" + row.label + "**" if row.repeat > 1 else row.label),
             type_label(m),
             shapes(m),
-            human(m.params),
-            percent(m.params, total),
-            human(m.params - m.trainable_params),
-            human(m.param_bytes, "B"),
-            human(m.flops, si=True),
+            human(params),
+            percent(params, total),
+            human(params - trainable),
+            human(row.total("param_bytes"), "B"),
+            human(row.total("flops"), si=True),
         ]
         if train:
-            cells.append(human(m.flops_train, si=True))
+            cells.append(human(row.total("flops_train"), si=True))
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", "## Totals", ""]
     lines += [f"- **{_cell(label.strip())}**: {_cell(value)}" for label, value in totals_items(report)]
-    if report.notes:
-        lines += ["", "## Notes", ""] + [f"- {_cell(n)}" for n in report.notes]
+    notes = report.notes + ([FOLD_NOTE] if any(r.repeat > 1 for r in shown) else [])
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {_cell(n)}" for n in notes]
     return "\n".join(lines) + "\n"

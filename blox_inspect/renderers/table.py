@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from .._report import Report
-from ._rows import human, percent, rows, shapes, totals_items, type_label
+from ._rows import FOLD_NOTE, human, percent, rows, shapes, totals_items, type_label
 
 
 def render_rich(report: Report, depth: int | None = None, fold: bool = True):
@@ -27,21 +27,24 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True):
     if train:
         table.add_column("Train FLOPs", justify="right")
     total = report.totals.params
-    for row in rows(report, depth, fold):
+    shown = rows(report, depth, fold)
+    for row in shown:
         m = row.module
+        params, trainable = row.total("params"), row.total("trainable_params")
+        bytes_, flops, flops_train = row.total("param_bytes"), row.total("flops"), row.total("flops_train")
         label = Text("  " * row.level + row.label, style="bold" if row.repeat > 1 else "")
         cells = [
             label,
             type_label(m),
             shapes(m),
-            human(m.params) if m.params else "",
-            percent(m.params, total) if m.params else "",
-            human(m.params - m.trainable_params) if m.params - m.trainable_params else "",
-            human(m.param_bytes, "B") if m.param_bytes else "",
-            human(m.flops, si=True) if m.flops else "",
+            human(params) if params else "",
+            percent(params, total) if params else "",
+            human(params - trainable) if params - trainable else "",
+            human(bytes_, "B") if bytes_ else "",
+            human(flops, si=True) if flops else "",
         ]
         if train:
-            cells.append(human(m.flops_train, si=True) if m.flops_train else "")
+            cells.append(human(flops_train, si=True) if flops_train else "")
         table.add_row(*cells)
     totals = Table.grid(padding=(0, 2))
     totals.add_column(style="bold")
@@ -49,8 +52,9 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True):
     for label, value in totals_items(report):
         totals.add_row(label, value)
     parts = [table, totals]
-    if report.notes:
-        parts.append(Text("\n".join(f"note: {n}" for n in report.notes), style="yellow"))
+    notes = report.notes + ([FOLD_NOTE] if any(r.repeat > 1 for r in shown) else [])
+    if notes:
+        parts.append(Text("\n".join(f"note: {n}" for n in notes), style="yellow"))
     return Group(*parts)
 
 

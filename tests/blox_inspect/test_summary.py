@@ -246,8 +246,25 @@ def test_depth_folds_rows_but_never_totals():
         assert sum(m.flops for m in tops) == r.totals.flops
     from blox_inspect.renderers import render
 
-    texts = [render(r, "markdown", depth=d).split("## Totals")[1] for d in (1, 2, None)]
+    # The totals section (notes after it say which rows are folded, so they vary with depth).
+    texts = [render(r, "markdown", depth=d).split("## Totals")[1].split("## Notes")[0].strip() for d in (1, 2, None)]
     assert texts[0] == texts[1] == texts[2]
+
+
+def test_folded_rows_show_the_totals_of_all_their_blocks():
+    r = _stack(5)
+    shown = _rows.rows(r, depth=2)
+    folded = [row for row in shown if row.repeat > 1]
+    assert [(row.label, row.scale) for row in folded] == [("b0…b4 ×5", 5)]
+    # Siblings at one level add up to their parent, folded or not: a folded table reads like the full one.
+    blocks = next(row for row in shown if row.module.name == "blocks")
+    children = [row for row in shown if row.level == blocks.level + 1]
+    assert sum(row.total("params") for row in children) == blocks.total("params") == blocks.module.params
+    assert sum(row.total("flops") for row in children) == blocks.module.flops
+    from blox_inspect.renderers import render
+
+    assert _rows.FOLD_NOTE in render(r, "markdown", depth=2)
+    assert _rows.FOLD_NOTE not in render(r, "markdown", depth=2, fold=False)
 
 
 class Broken(bx.Module):
