@@ -1,5 +1,8 @@
 """blox: a JAX neural-network library that keeps structure (Graph) and state (Params) apart."""
 
+from ._attention import KVCache as KVCache
+from ._attention import MultiHeadAttention as MultiHeadAttention
+from ._attention import apply_rope as apply_rope
 from ._checkpoint import load as load
 from ._checkpoint import save as save
 from ._conv import Conv as Conv
@@ -15,6 +18,8 @@ from ._errors import ShapeError as ShapeError
 from ._graph import Graph as Graph
 from ._linear import Embed as Embed
 from ._linear import Linear as Linear
+from ._mlp import MLP as MLP
+from ._mlp import SwiGLU as SwiGLU
 from ._module import Module as Module
 from ._norm import BatchNorm as BatchNorm
 from ._norm import LayerNorm as LayerNorm
@@ -33,8 +38,10 @@ from ._recurrent import RecurrenceBase as RecurrenceBase
 from ._recurrent import SequenceBase as SequenceBase
 from ._rng import Rng as Rng
 from ._rng import seed_all as seed_all
+from ._scan import ScanBlocks as ScanBlocks
 from ._sequential import Sequential as Sequential
 from ._sharding import param_shardings as param_shardings
 from ._sharding import param_specs as param_specs
+from ._transformer import TransformerBlock as TransformerBlock
 
 __version__ = "0.1.0"

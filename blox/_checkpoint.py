@@ -317,6 +317,12 @@ def save(file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str]
     atomic_write(file, [struct.pack("<Q", len(head)), head, *blobs])
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(file: str, chunks: list[bytes] | bytes) -> None:
     """Writes to a temporary file beside ``file`` and renames it into place."""
     if isinstance(chunks, (bytes, bytearray)):
@@ -324,6 +330,8 @@ def atomic_write(file: str, chunks: list[bytes] | bytes) -> None:
     directory = os.path.dirname(os.path.abspath(file))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(file), dir=directory)
     try:
+        # mkstemp makes the file owner-only; give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             for c in chunks:
                 f.write(c)

@@ -32,7 +32,7 @@ class Linear(Module):
     def __init__(
         self,
         graph: Graph,
-        output_size: int,
+        output_size: int | None,
         rng: Module | None = None,
         use_bias: bool = True,
         kernel_init: Callable = default_kernel_init,
@@ -43,7 +43,8 @@ class Linear(Module):
         precision: Any = None,
     ):
         super().__init__(graph)
-        self.output_size = int(output_size)
+        # None keeps the input's width (resolved on each call), for residual branches.
+        self.output_size = None if output_size is None else int(output_size)
         self.rng = rng
         self.use_bias = use_bias
         self.kernel_init = kernel_init
@@ -59,10 +60,11 @@ class Linear(Module):
                 f"{path_str(self.path)} (Linear): expected an input with at least one axis (features "
                 f"last), got a scalar of shape {jnp.shape(x)}. Add a feature axis: x[..., None]."
             )
+        size = x.shape[-1] if self.output_size is None else self.output_size
         kernel, params = self.get_param(
             params,
             "kernel",
-            (x.shape[-1], self.output_size),
+            (x.shape[-1], size),
             self.kernel_init,
             self.param_dtype,
             metadata=self.kernel_metadata,
@@ -73,7 +75,7 @@ class Linear(Module):
             bias, params = self.get_param(
                 params,
                 "bias",
-                (self.output_size,),
+                (size,),
                 self.bias_init,
                 self.param_dtype,
                 metadata=self.bias_metadata,

@@ -61,7 +61,9 @@ def _resolve(fn: str, x: jax.Array, window_shape, strides, padding):
 
 def _pool(fn: str, x, init: Any, op: Callable, window_shape, strides, padding) -> jax.Array:
     dims, strides, pads = _resolve(fn, x, window_shape, strides, padding)
-    return jax.lax.reduce_window(x, jnp.asarray(init, x.dtype), op, dims, strides, pads)
+    # A concrete numpy init lets lax recognise max/min as monoids, whose reduce_window
+    # primitives are differentiable; a traced init (jnp, under jit) would not be.
+    return jax.lax.reduce_window(x, np.asarray(init, x.dtype), op, dims, strides, pads)
 
 
 def max_pool(
@@ -110,13 +112,13 @@ def avg_pool(
     """
     x = jnp.asarray(x)
     dims, strides, pads = _resolve("avg_pool", x, window_shape, strides, padding)
-    total = jax.lax.reduce_window(x, jnp.asarray(0, x.dtype), jax.lax.add, dims, strides, pads)
+    total = jax.lax.reduce_window(x, np.asarray(0, x.dtype), jax.lax.add, dims, strides, pads)
     if all(p == (0, 0) for p in pads):
         return total / np.prod(dims)
     # Real elements per window, computed on one (batch- and channel-free) slice so it broadcasts.
     n = len(window_shape)
     ones = jnp.ones((1,) * (x.ndim - n - 1) + x.shape[-n - 1 : -1] + (1,), x.dtype)
-    count = jax.lax.reduce_window(ones, jnp.asarray(0, x.dtype), jax.lax.add, dims, strides, pads)
+    count = jax.lax.reduce_window(ones, np.asarray(0, x.dtype), jax.lax.add, dims, strides, pads)
     return total / count
 
 

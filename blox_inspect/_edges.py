@@ -39,67 +39,76 @@ def _sub_jaxprs(eqn: Any) -> list[Any]:
     return found
 
 
-class _Index:
-    """Producer of every var and the outer vars of every inner jaxpr's inputs."""
+def _call_inputs(eqn: Any) -> list[Any]:
+    # cond's first operand is the branch index, not a branch input.
+    return list(eqn.invars[1:] if eqn.primitive.name == "cond" else eqn.invars)
 
-    def __init__(self, jaxpr: Any):
+
+class _Index:
+    """Producer of every var, and the position of every inner jaxpr's inputs."""
+
+    def __init__(self, jaxpr: Any, trace_id: int):
+        self.trace_id = trace_id
         self.producer: dict[Any, tuple[Any, int]] = {}
-        self.outer: dict[Any, list[Any]] = {}  # inner invar -> outer vars it stands for
+        self.position: dict[Any, int] = {}  # inner invar -> its position in its jaxpr's invars
+        self.owners: dict[Any, list[Any]] = {}  # inner invar -> equations that run its jaxpr
         self.tags: list[Any] = []
         self._done: set[int] = set()
         self._index(_open(jaxpr))
 
     def _index(self, j: Any) -> None:
-        # jax may reuse one inner jaxpr object for several equations: index it once.
-        if id(j) in self._done:
-            return
-        self._done.add(id(j))
         for eqn in j.eqns:
             for k, v in enumerate(eqn.outvars):
                 self.producer[v] = (eqn, k)
             if eqn.primitive.name == TAG_NAME:
-                self.tags.append(eqn)
+                if eqn.params["trace"] == self.trace_id:
+                    self.tags.append(eqn)
                 continue
             for sub in _sub_jaxprs(eqn):
-                ins = list(eqn.invars)
-                # cond's first operand is the branch index, not a branch input.
-                if eqn.primitive.name == "cond":
-                    ins = ins[1:]
-                if len(sub.invars) == len(ins):
-                    for inner, outer in zip(sub.invars, ins):
-                        self.outer.setdefault(inner, []).append(outer)
-                else:
-                    # Unknown layout: an inner input may stand for any outer one.
-                    for inner in sub.invars:
-                        self.outer.setdefault(inner, []).extend(ins)
-                self._index(sub)
-
-    def inner_outvars(self, eqn: Any, k: int) -> list[Any] | None:
-        subs = [s for s in _sub_jaxprs(eqn) if len(s.outvars) == len(eqn.outvars)]
-        if not subs:
-            return None
-        return [s.outvars[k] for s in subs]
+                for i, v in enumerate(sub.invars):
+                    self.position[v] = i
+                    self.owners.setdefault(v, []).append(eqn)
+                # jax reuses one inner jaxpr object for equal calls (its trace cache): index it once.
+                if id(sub) not in self._done:
+                    self._done.add(id(sub))
+                    self._index(sub)
 
 
 def compute_edges(trace: Trace, paths: list[str]) -> list[Edge]:
     """Edges between call sites; ``paths[site]`` is the module path of each call."""
-    index = _Index(trace.jaxpr)
+    index = _Index(trace.jaxpr, trace.id)
     top = _open(trace.jaxpr)
     inputs = {v: i for i, v in enumerate(top.invars[trace.n_param_leaves :])}
     params = set(top.invars[: trace.n_param_leaves])
     edges: list[Edge] = []
     seen: set[tuple] = set()
 
-    def sources(start: Any) -> list[tuple[str, str, int, Any]]:
-        """Nearest (endpoint, port, index, var) behind ``start``."""
+    def outer_of(v: Any, eqn: Any) -> list[Any]:
+        ins = _call_inputs(eqn)
+        i = index.position[v]
+        # Matching arity maps positionally; otherwise an inner input may stand for any outer one.
+        subs = [s for s in _sub_jaxprs(eqn) if v in s.invars]
+        if subs and len(subs[0].invars) == len(ins):
+            return [ins[i]]
+        return ins
+
+    def sources(start: Any) -> list[tuple[Any, str, int, Any]]:
+        """Nearest (site or endpoint, port, index, var) behind ``start``.
+
+        A walk carries the chain of equations it descended through, so leaving an inner
+        jaxpr returns to the call it came from, not to every call sharing that jaxpr.
+        """
         found = []
-        stack = [start]
+        stack: list[tuple[Any, tuple]] = [(start, ())]
         visited = set()
         while stack:
-            v = stack.pop()
-            if isinstance(v, jcore.Literal) or id(v) in visited:
+            v, ctx = stack.pop()
+            if isinstance(v, jcore.Literal):
                 continue
-            visited.add(id(v))
+            key = (id(v), tuple(id(e) for e in ctx))
+            if key in visited:
+                continue
+            visited.add(key)
             if v in inputs:
                 found.append((f"<input:{inputs[v]}>", "out", inputs[v], v))
                 continue
@@ -109,15 +118,23 @@ def compute_edges(trace: Trace, paths: list[str]) -> list[Edge]:
                 eqn, k = index.producer[v]
                 if eqn.primitive.name == TAG_NAME:
                     p = eqn.params
-                    found.append((p["site"], p["kind"], p["index"], v))
+                    if p["trace"] == trace.id:
+                        found.append((p["site"], p["kind"], p["index"], v))
+                        continue
+                    stack.append((eqn.invars[0], ctx))  # a stale tag from JAX's trace cache: see through it
                     continue
-                inner = index.inner_outvars(eqn, k)
-                if inner is not None:
-                    stack.extend(inner)
+                subs = [s for s in _sub_jaxprs(eqn) if len(s.outvars) == len(eqn.outvars)]
+                if subs:
+                    stack.extend((s.outvars[k], ctx + (eqn,)) for s in subs)
                 else:
-                    stack.extend(eqn.invars)
+                    stack.extend((x, ctx) for x in eqn.invars)
                 continue
-            stack.extend(index.outer.get(v, ()))
+            if v in index.position:
+                if ctx:
+                    stack.extend((x, ctx[:-1]) for x in outer_of(v, ctx[-1]))
+                else:  # the walk started inside this jaxpr: every call of it is a candidate
+                    for eqn in index.owners[v]:
+                        stack.extend((x, ()) for x in outer_of(v, eqn))
         return found
 
     def add(src, src_port, src_index, dst, dst_port, dst_index, var):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib.util
 import os
 import sys
@@ -67,17 +68,24 @@ def import_file(path: str) -> Any:
     if not path.endswith(".py"):
         raise InspectError(f"{path}: expected a Python file ending in .py.")
     folder = os.path.dirname(os.path.abspath(path))
-    name = "_blox_model_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+    stem = os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+    digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:8]
+    name = f"_blox_model_{stem}_{digest}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    # Registered like a normal import: dataclasses, typing.get_type_hints and pickle look the
+    # module up in sys.modules while the file runs and afterwards.
+    sys.modules[name] = module
     added = folder not in sys.path
     if added:
         sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as e:
+        sys.modules.pop(name, None)
         raise InspectError(f"{e.filename}:{e.lineno}: syntax error in the model file: {e.msg}.") from e
     except Exception as e:
+        sys.modules.pop(name, None)
         raise InspectError(f"{path}: importing the model file raised {type(e).__name__}: {e}\n{_user_frames(e)}") from e
     finally:
         if added:

@@ -140,14 +140,28 @@ class Report:
 
     # --- lookup ---------------------------------------------------------
     def module(self, path: str) -> ModuleInfo:
-        for m in self.modules:
-            if m.path == path:
-                return m
-        raise KeyError(path)
+        """The module at ``path`` (a dict lookup: tools call this once per module)."""
+        index = self.__dict__.get("_by_path")
+        if index is None or len(index) != len(self.modules):
+            index = self.__dict__["_by_path"] = {m.path: m for m in self.modules}
+        found = index.get(path)
+        if found is None or found.path != path:
+            self.__dict__["_by_path"] = None
+            for m in self.modules:
+                if m.path == path:
+                    return m
+            raise KeyError(path)
+        return found
+
+    def to_networkx(self, depth: int | None = None):
+        """The dataflow as a ``networkx.DiGraph``; see ``blox_inspect._networkx``."""
+        from ._networkx import to_networkx
+
+        return to_networkx(self, depth=depth)
 
     # --- serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _plain(self)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -177,6 +191,17 @@ class Report:
         from .renderers.table import render_text
 
         return render_text(self)
+
+
+def _plain(value: Any) -> Any:
+    """Like ``dataclasses.asdict`` without its deep copies (reports of 70B models have 10^4 rows)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _build(tp: Any, value: Any) -> Any:

@@ -1,6 +1,7 @@
 """Analysis tier: one abstract trace of a model's forward pass, observing every module call.
 
-While ``jax.make_jaxpr`` traces the forward pass, ``blox._module._call_module`` is
+While ``jax.jit(forward).trace`` traces the forward pass (giving both its jaxpr and
+the program XLA compiles), ``blox._module._call_module`` is
 temporarily replaced (restored in ``finally``) by an observer that records, per
 call, the module, method, caller and input/output shapes, and wraps each array
 input and output in an identity *tag* primitive. The tags survive into the jaxpr
@@ -11,6 +12,7 @@ operand and the FLOP counter gives them zero.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,14 +30,14 @@ from ._report import TensorSpec
 TAG_NAME = "blox_tag"
 
 MSG_MODEL_FAILED = (
-    "{path} ({type}{method}) failed while tracing the forward pass.\n"
+    "{path} ({type}{method}) failed while tracing {what}.\n"
     "  inputs that flowed into it: {inputs}\n"
     "  error: {error}: {message}\n"
     "Check the shapes this module receives (the model's inputs, or the module before it). "
     "Run with --debug for the full traceback."
 )
 MSG_OUTSIDE_MODULES = (
-    "the forward pass failed outside every module ({error}: {message}). Check the code between "
+    "{what} failed outside every module ({error}: {message}). Check the code between "
     "module calls and the model's inputs. Run with --debug for the full traceback."
 )
 
@@ -61,9 +63,13 @@ ad.primitive_jvps[tag_p] = _tag_jvp
 ad.primitive_transposes[tag_p] = lambda ct, x, **_: [ct]
 
 
-def tag(x: Any, site: int, kind: str, index: int) -> Any:
-    """Marks ``x`` as input (``kind='in'``) or output (``'out'``) ``index`` of call ``site``."""
-    return tag_p.bind(x, site=site, kind=kind, index=index)
+def tag(x: Any, site: int, kind: str, index: int, trace: int = 0) -> Any:
+    """Marks ``x`` as input (``kind='in'``) or output (``'out'``) ``index`` of call ``site``.
+
+    ``trace`` identifies the trace that made the tag: JAX may reuse an inner jaxpr traced
+    earlier (its trace cache), and tags from another trace must not be read as ours.
+    """
+    return tag_p.bind(x, site=site, kind=kind, index=index, trace=trace)
 
 
 def _taggable(x: Any) -> bool:
@@ -97,8 +103,10 @@ class Trace:
     """What one traced forward pass saw."""
 
     jaxpr: Any  # ClosedJaxpr with tags; flat args = param leaves, then input leaves
+    traced: Any  # jax.stages.Traced of the same forward pass: .lower() for XLA's numbers
     n_param_leaves: int
     calls: list[Call]
+    id: int  # the trace id its tags carry
     out_specs: list[TensorSpec]
     out_tree: Any
 
@@ -131,9 +139,13 @@ def _array_specs(tree: Any) -> list[TensorSpec]:
     return [spec_of(x) for x in leaves if _is_array(x)]
 
 
+_TRACE_IDS = itertools.count(1)
+
+
 class _Observer:
     def __init__(self, original):
         self.original = original
+        self.id = next(_TRACE_IDS)
         self.calls: list[Call] = []
         self.stack: list[bx.Module] = []
         self.failure: tuple[Call, BaseException] | None = None
@@ -149,7 +161,7 @@ class _Observer:
             inputs=_array_specs((args, kwargs)),
         )
         self.calls.append(call)
-        args, kwargs = _map_arrays((args, kwargs), lambda i, x: tag(x, site, "in", i))
+        args, kwargs = _map_arrays((args, kwargs), lambda i, x: tag(x, site, "in", i, self.id))
         self.stack.append(module)
         try:
             out = self.original(module, method, params, args, kwargs)
@@ -160,10 +172,10 @@ class _Observer:
         finally:
             self.stack.pop()
         if isinstance(out, tuple) and len(out) == 2 and _is_params(out[1]):
-            value = _map_arrays(out[0], lambda i, x: tag(x, site, "out", i))
+            value = _map_arrays(out[0], lambda i, x: tag(x, site, "out", i, self.id))
             call.outputs = _array_specs(value)
             return value, out[1]
-        out = _map_arrays(out, lambda i, x: tag(x, site, "out", i))
+        out = _map_arrays(out, lambda i, x: tag(x, site, "out", i, self.id))
         call.outputs = _array_specs(out)
         return out
 
@@ -173,7 +185,7 @@ def abstractify(tree: Any) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
 
 
-def run_observed(fn, *args: Any) -> tuple[Any, _Observer]:
+def run_observed(fn, *args: Any, what: str = "the forward pass") -> tuple[Any, _Observer]:
     """Runs ``fn(*args)`` with module calls observed; model failures become InspectErrors.
 
     The hook is restored in ``finally``, so it never outlives this call, even when the
@@ -186,13 +198,13 @@ def run_observed(fn, *args: Any) -> tuple[Any, _Observer]:
     except InspectError:
         raise
     except Exception as e:
-        raise _model_error(observer.failure, e) from e
+        raise _model_error(observer.failure, e, what) from e
     finally:
         _module._call_module = observer.original
 
 
 def trace_forward(model: bx.Module, params: bx.Params, inputs: tuple, kwargs: dict) -> Trace:
-    """Traces ``model(params, *inputs, **kwargs)`` once with ``jax.make_jaxpr``, observing module calls.
+    """Traces ``model(params, *inputs, **kwargs)`` once (``jax.jit(...).trace``), observing module calls.
 
     ``params`` and ``inputs`` may be abstract (``jax.ShapeDtypeStruct`` leaves). A failure
     inside the model becomes an :class:`InspectError` naming the innermost module.
@@ -204,23 +216,26 @@ def trace_forward(model: bx.Module, params: bx.Params, inputs: tuple, kwargs: di
         out, _ = model(params, *inputs, **kwargs)
         return out
 
-    (jaxpr, out_shape), observer = run_observed(jax.make_jaxpr(forward, return_shape=True), params, *inputs)
-    out_leaves, out_tree = jax.tree.flatten(out_shape)
+    # jit(...).trace gives the jaxpr and, from the same trace, the program XLA compiles.
+    traced, observer = run_observed(jax.jit(forward).trace, params, *inputs)
+    out_leaves, out_tree = jax.tree.flatten(traced.out_info)
     return Trace(
-        jaxpr=jaxpr,
+        jaxpr=traced.jaxpr,
+        traced=traced,
         n_param_leaves=len(jax.tree.leaves(params)),
         calls=observer.calls,
+        id=observer.id,
         out_specs=[spec_of(x) for x in out_leaves],
         out_tree=out_tree,
     )
 
 
-def _model_error(failure: tuple[Call, BaseException] | None, e: BaseException) -> InspectError:
+def _model_error(failure: tuple[Call, BaseException] | None, e: BaseException, what: str) -> InspectError:
     message = str(e).strip()
     if len(message) > 800:
         message = message[:800] + " ..."
     if failure is None:
-        return InspectError(MSG_OUTSIDE_MODULES.format(error=type(e).__name__, message=message))
+        return InspectError(MSG_OUTSIDE_MODULES.format(what=what, error=type(e).__name__, message=message))
     call, _ = failure
     method = "" if call.method == "__call__" else f".{call.method}"
     return InspectError(
@@ -231,5 +246,6 @@ def _model_error(failure: tuple[Call, BaseException] | None, e: BaseException) -
             inputs=", ".join(map(str, call.inputs)) or "(no arrays)",
             error=type(e).__name__,
             message=message,
+            what=what,
         )
     )

@@ -47,10 +47,11 @@ def register(sub: Any) -> None:
     p.add_argument("--max-flops", type=parse_count, metavar="N", help="fail (exit 1) when forward FLOPs exceed N")
     p.add_argument("--seed", type=int, default=0, help="seed for the abstract init (default 0)")
     p.add_argument(
-        "--no-xla",
-        dest="xla",
-        action="store_false",
-        help="skip compiling (no XLA FLOP count or memory analysis): faster for huge models",
+        "--xla",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compile the forward program for XLA's FLOP count and memory analysis (default: unless the "
+        "program has more than 5,000 equations, e.g. a 70B model; --no-xla: never)",
     )
     p.add_argument("--debug", dest="debug_sub", action="store_true", help="show full tracebacks for errors")
     p.set_defaults(run=run)
@@ -96,7 +97,11 @@ def check_budgets(report, max_params: int | None, max_flops: int | None) -> None
     if max_flops is not None and t.flops > max_flops:
         raise BudgetExceeded(
             MSG_BUDGET.format(
-                what="FLOP", got=both(t.flops), unit="forward FLOPs", flag="--max-flops", limit=both(max_flops)
+                what="FLOP",
+                got=both(t.flops, si=True),
+                unit="forward FLOPs",
+                flag="--max-flops",
+                limit=both(max_flops, si=True),
             )
         )
 
@@ -124,7 +129,13 @@ def run(args: argparse.Namespace) -> int:
                 loaded, train=args.train, params_file=args.params, xla=args.xla, seed=args.seed, progress=say
             )
     fmt = args.format or guess_format(args.output)
-    text = render(report, fmt, depth=args.depth, fold=args.fold)
-    write_output(text, args.output)
+    if fmt == "table" and args.output in (None, "-") and sys.stdout.isatty():
+        from rich.console import Console
+
+        from ..renderers.table import render_rich
+
+        Console().print(render_rich(report, args.depth, args.fold))  # colour, terminal width
+    else:
+        write_output(render(report, fmt, depth=args.depth, fold=args.fold), args.output)
     check_budgets(report, args.max_params, args.max_flops)
     return 0

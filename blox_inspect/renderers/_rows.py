@@ -2,12 +2,14 @@
 
 Every row's numbers include the module's children, so hiding deeper modules
 (``depth``) never changes a total. Runs of >= ``FOLD_MIN`` consecutive siblings
-whose subtrees are identical (type, config, param shapes, call shapes) become
-one group: the first block's rows, marked ``×N``, with per-block numbers.
+whose subtrees are identical (type, config, param shapes, call shapes) and whose
+names differ only in their numbers (``layer_0``, ``layer_1``, ...) become one
+group: the first block's rows, marked ``×N``, with per-block numbers.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .._report import ModuleInfo, Report
@@ -48,6 +50,11 @@ def _signatures(report: Report) -> dict[str, tuple]:
     return sig
 
 
+def _numbered(name: str) -> str:
+    """'layer_12' -> 'layer_#': only numbered runs fold (query/key/value stay three rows)."""
+    return re.sub(r"\d+", "#", name)
+
+
 def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Row]:
     """The rows to show, in tree order; ``depth=N`` shows N levels of modules (top level = 1)."""
     by_path = {m.path: m for m in report.modules}
@@ -61,7 +68,10 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
             m = siblings[i]
             run = 1
             if fold:
-                while i + run < len(siblings) and sig[siblings[i + run].path] == sig[m.path]:
+                key = (_numbered(m.name), sig[m.path])
+                while (
+                    i + run < len(siblings) and (_numbered(siblings[i + run].name), sig[siblings[i + run].path]) == key
+                ):
                     run += 1
             if run < FOLD_MIN:
                 run = 1
@@ -74,8 +84,11 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
     return out
 
 
-def human(n: float | int | None, unit: str = "") -> str:
-    """124439808 -> '124.4M'; with unit 'FLOP' -> '1.2 GFLOP'; bytes with unit 'B' -> '497.8 MiB'."""
+def human(n: float | int | None, unit: str = "", si: bool = False) -> str:
+    """124439808 -> '124.4M', 7e9 -> '7.0B'; with unit 'FLOP' -> '1.2 GFLOP'; with unit 'B' -> '497.8 MiB'.
+
+    ``si=True`` uses SI prefixes without a unit (FLOP columns: '293.5G').
+    """
     if n is None:
         return "-"
     if unit == "B":
@@ -85,7 +98,9 @@ def human(n: float | int | None, unit: str = "") -> str:
                 return f"{int(value)} B" if suffix == "B" else f"{value:.1f} {suffix}"
             value /= 1024
     value = float(n)
-    for suffix in ("", "K", "M", "G", "T", "P", "E"):
+    # Counts read 7.0B (billions, as model sizes are quoted); FLOPs take SI prefixes (1.2 GFLOP).
+    suffixes = ("", "K", "M", "G", "T", "P", "E") if unit or si else ("", "K", "M", "B", "T", "P", "E")
+    for suffix in suffixes:
         if abs(value) < 1000 or suffix == "E":
             if suffix == "":
                 text = f"{int(n):,}" if float(n).is_integer() else f"{value:.1f}"
@@ -141,8 +156,8 @@ def percent(part: int, total: int) -> str:
     return f"{100.0 * part / total:.1f}%" if total else "-"
 
 
-def both(n: int) -> str:
-    short, exact = human(n), f"{n:,}"
+def both(n: int, si: bool = False) -> str:
+    short, exact = human(n, si=si), f"{n:,}"
     return exact if short == exact else f"{short} ({exact})"
 
 

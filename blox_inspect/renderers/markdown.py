@@ -8,7 +8,7 @@ from ._rows import human, percent, rows, shapes, totals_items, type_label
 
 def _cell(text: str) -> str:
     # dtypes such as key<fry> would read as HTML tags
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("<", "&lt;")
 
 
 def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:
@@ -28,10 +28,10 @@ def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> 
             percent(m.params, total),
             human(m.params - m.trainable_params),
             human(m.param_bytes, "B"),
-            human(m.flops),
+            human(m.flops, si=True),
         ]
         if train:
-            cells.append(human(m.flops_train))
+            cells.append(human(m.flops_train, si=True))
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", "## Totals", ""]
     lines += [f"- **{_cell(label.strip())}**: {_cell(value)}" for label, value in totals_items(report)]

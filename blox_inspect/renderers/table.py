@@ -38,10 +38,10 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True):
             percent(m.params, total) if m.params else "",
             human(m.params - m.trainable_params) if m.params - m.trainable_params else "",
             human(m.param_bytes, "B") if m.param_bytes else "",
-            human(m.flops) if m.flops else "",
+            human(m.flops, si=True) if m.flops else "",
         ]
         if train:
-            cells.append(human(m.flops_train) if m.flops_train else "")
+            cells.append(human(m.flops_train, si=True) if m.flops_train else "")
         table.add_row(*cells)
     totals = Table.grid(padding=(0, 2))
     totals.add_column(style="bold")
@@ -61,7 +61,7 @@ def render_text(report: Report, depth: int | None = None, fold: bool = True, wid
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system=None, force_terminal=False, legacy_windows=False)
     console.print(render_rich(report, depth, fold))
-    return buf.getvalue()
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 
 def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:

@@ -198,3 +198,14 @@ def test_metadata_that_would_not_round_trip_is_refused(tmp_path):
     with pytest.raises(bx.CheckpointError, match=r"a: Param metadata \{1: 'x'\} would not load back unchanged"):
         bx.save(tmp_path / "m", params)
     assert not (tmp_path / "m").exists()
+
+
+def test_saved_files_get_the_mode_a_plain_open_would(tmp_path):
+    # Regression: atomic writes went through mkstemp and left files owner-only (0600).
+    mask = os.umask(0o022)
+    try:
+        path = tmp_path / "ckpt.safetensors"
+        bx.save(path, bx.Params({("net", "w"): bx.Param(jnp.ones(2))}))
+        assert (path.stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(mask)

@@ -8,15 +8,20 @@ import blox as bx
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
+def np_init(seed=0):
+    # numpy draws keep these tests free of PRNG compilation, which dominates their run time on CPU.
+    gen = np.random.default_rng(seed)
+    return lambda key, shape, dtype=jnp.float32: jnp.asarray(gen.normal(0.0, 0.5, shape), dtype)
+
+
 def _conv(kernel_size, features, **kw):
-    graph = bx.Graph("net")
-    rng = bx.Rng(graph / "rng")
     cls = kw.pop("cls", bx.Conv)
-    return cls(graph / "conv", kernel_size, features, rng, **kw), rng.seed(bx.Params(), 0)
+    kw.setdefault("kernel_init", np_init(0))
+    return cls(bx.Graph("net") / "conv", kernel_size, features, **kw), bx.Params()
 
 
 def _x(shape, seed=1):
-    return jax.random.normal(jax.random.key(seed), shape)
+    return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
 
 
 def _np_conv1d(x, w, b, stride, pads, in_dil, k_dil):
@@ -45,7 +50,7 @@ def test_conv1d_matches_loop_reference(padding, stride, in_dil, k_dil):
         padding=padding,
         input_dilation=in_dil,
         kernel_dilation=k_dil,
-        bias_init=jax.nn.initializers.normal(1.0),
+        bias_init=np_init(1),
     )
     x = _x((2, 9, 3))
     y, params = conv(params, x)
@@ -100,7 +105,7 @@ def test_conv_unbatched_and_3d_shapes():
 
 
 def test_conv_gradients_match_lax():
-    conv, params = _conv((3, 3), 4, strides=2, padding=((1, 0), (2, 1)), feature_group_count=2)
+    conv, params = _conv((3, 3), 4, strides=2, padding=((1, 0), (2, 1)), feature_group_count=2, bias_init=np_init(1))
     x = _x((2, 6, 5, 4))
     _, params = conv(params, x)
     kernel, bias = params["net/conv/kernel"].value, params["net/conv/bias"].value
@@ -115,6 +120,24 @@ def test_conv_gradients_match_lax():
 
     got = jax.grad(ours, argnums=(0, 1, 2))(kernel, bias, x)
     want = jax.grad(ref, argnums=(0, 1, 2))(kernel, bias, x)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_transpose_gradients_match_lax():
+    conv, params = _conv((3, 3), 4, cls=bx.ConvTranspose, strides=2, padding="SAME", use_bias=False)
+    x = _x((2, 3, 4, 2))
+    _, params = conv(params, x)
+
+    def ours(k, x):
+        return jnp.sum(jnp.sin(conv(params.set(("net", "conv", "kernel"), bx.Param(k)), x)[0]))
+
+    def ref(k, x):
+        return jnp.sum(jnp.sin(jax.lax.conv_transpose(x, k, (2, 2), "SAME", dimension_numbers=NHWC)))
+
+    kernel = params["net/conv/kernel"].value
+    got = jax.jit(jax.grad(ours, argnums=(0, 1)))(kernel, x)
+    want = jax.jit(jax.grad(ref, argnums=(0, 1)))(kernel, x)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
@@ -196,14 +219,17 @@ def test_conv_errors_name_the_module_and_shapes():
     grouped, gparams = _conv((3,), 4, feature_group_count=2)
     with pytest.raises(
         bx.ShapeError,
-        match=r"net/conv \(Conv\): input channels \(input shape \(2, 5, 3\)\) \(3\) must be divisible by feature_group_count=2",
+        match=r"net/conv \(Conv\): the input's 3 channels \(input shape \(2, 5, 3\)\) must be divisible by feature_group_count=2",
     ):
         grouped(gparams, jnp.ones((2, 5, 3)))
     with pytest.raises(
         bx.ShapeError,
-        match=r"net/conv \(ConvTranspose\): output_channels \(5\) must be divisible by feature_group_count=2",
+        match=r"net/conv \(ConvTranspose\): output_channels=5 must be divisible by feature_group_count=2",
     ):
         _conv((3,), 5, cls=bx.ConvTranspose, feature_group_count=2)
+    up, uparams = _conv((4,), 2, cls=bx.ConvTranspose, strides=2, padding=((-2, -2),))
+    with pytest.raises(bx.ShapeError, match=r"net/conv \(ConvTranspose\): the kernel spans 4 positions .* only 1"):
+        up(uparams, jnp.ones((1, 3, 1)))
     with pytest.raises(TypeError, match=r"kernel_size must be a tuple.*\(3, 3\)"):
         _conv(3, 4)
     with pytest.raises(ValueError, match=r"padding must be 'SAME', 'VALID'"):

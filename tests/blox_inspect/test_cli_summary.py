@@ -161,3 +161,36 @@ def test_module_entry_point_runs_in_a_subprocess():
         "net/rng,Rng,0,1,0,False,,,2,2,0,2,12,0,0,0",
         'net/mlp,MLP,0,1,1,False,"float32[4,16]","float32[4,10]",874,0,874,0,3496,6952,128,0',
     ]
+
+
+def test_model_file_with_dataclass_and_postponed_annotations(capsys, tmp_path):
+    # Regression: the model file was not in sys.modules while it ran, so @dataclass with
+    # `from __future__ import annotations` failed to import.
+    path = write(
+        tmp_path,
+        "cfg.py",
+        """
+        from __future__ import annotations
+
+        import dataclasses
+
+        import jax
+        import jax.numpy as jnp
+
+        import blox as bx
+
+
+        @dataclasses.dataclass(frozen=True)
+        class Config:
+            width: int = 8
+
+
+        def build():
+            graph = bx.Graph("net")
+            model = bx.Linear(graph / "out", Config().width, bx.Rng(graph / "rng"))
+            return model, (jax.ShapeDtypeStruct((2, 4), jnp.float32),)
+        """,
+    )
+    code, out, _ = run(capsys, path, "--format", "json")
+    assert code == 0
+    assert json.loads(out)["totals"]["trainable_params"] == 4 * 8 + 8

@@ -110,9 +110,9 @@ def test_scan_flops_are_multiplied_by_trip_count():
     g = bx.Graph("net")
     rng = bx.Rng(g / "rng")
     model = Repeat(g / "rep", 7, rng)
-    x = jnp.ones((2, 8))
-    params = bx.seed_all(g, bx.Params(), 0)
-    _, params = model.inner(params, x)  # create the kernel outside the scan
+    x = sds(2, 8)
+    # Create the kernel outside the scan (abstractly: nothing is allocated).
+    params = jax.eval_shape(lambda x: model.inner(bx.seed_all(g, bx.Params(), 0), x)[1], x)
     r = blox_inspect.summary(model, x, params=params.locked(), xla=False)
     assert r.module("net/rep/inner").flops == 7 * 2 * 2 * 8 * 8
     assert r.module("net/rep").flops_own == 7 * 2 * 8  # tanh
@@ -288,7 +288,13 @@ def test_shape_error_inside_a_leaf_layer():
 
 def test_checkpoint_header_supplies_the_params(tmp_path):
     loaded = load_model(MLP)
-    params = loaded.init(0, jnp.ones((4, 16)))
+    # Concrete params of the right structure, without compiling the initialisers (slow on CPU).
+    params = jax.tree.map(
+        lambda s: (
+            jax.random.key(0) if jax.dtypes.issubdtype(s.dtype, jax.dtypes.prng_key) else np.zeros(s.shape, s.dtype)
+        ),
+        loaded.abstract_params(),
+    )
     file = str(tmp_path / "mlp.safetensors")
     bx.save(file, params)
     r = summarize_loaded(loaded, params_file=file, xla=False)
@@ -317,3 +323,70 @@ def test_concrete_inputs_are_not_needed_but_accepted():
     rng = bx.Rng(g / "rng")
     r = blox_inspect.summary(bx.Linear(g / "l", 3, rng), np.ones((2, 5), np.float32), xla=False)
     assert r.totals.trainable_params == 18 and r.inputs[0].shape == [2, 5]
+
+
+def test_gpt2_small_fixture_matches_the_published_count_and_folds():
+    # Our own GPT-2 small fixture (the reference examples/ models are tested when they land).
+    r = summarize_loaded(load_model(os.path.join(HERE, "models", "gpt2_small.py")), xla=False)
+    assert r.totals.trainable_params == 124_439_808
+    rows = _rows.rows(r, depth=2)
+    assert [(row.label, row.module.params) for row in rows if row.repeat > 1] == [("h0…h11 ×12", 7_087_872)]
+    blocks = sum(m.flops for m in r.modules if m.parent == "net/gpt2" and m.name.startswith("h"))
+    # 12 blocks of 2*T*(12*d^2) matmul FLOPs plus attention, the tied head 2*T*d*V, all inside modules
+    assert r.module("net/gpt2/wte").flops >= 2 * 1024 * 768 * 50257
+    assert blocks > 12 * 2 * 1024 * 12 * 768 * 768
+    assert r.totals.flops == r.module("net/gpt2").flops
+
+
+class Transformed(bx.Module):
+    """Module calls under jax.checkpoint, jax.jit and jax.vmap."""
+
+    def __init__(self, graph, rng):
+        super().__init__(graph)
+        self.a = bx.Linear(graph / "a", 8, rng)
+        self.b = bx.Linear(graph / "b", 8, rng)
+
+    def __call__(self, params, x):
+        h, params = self.a(params, x)  # plain calls first, so that init creates the params
+        _, params = self.b(params, h)
+        h = jax.checkpoint(lambda p, x: self.a(p, x)[0])(params, x)
+        h = jax.jit(lambda p, x: self.b(p, x)[0])(params, h)
+        return jax.vmap(lambda row: self.b(params, row)[0])(h), params
+
+
+def test_calls_and_edges_under_checkpoint_jit_and_vmap():
+    for _ in range(2):  # a second summary must not read tags JAX cached from the first
+        g = bx.Graph("net")
+        r = blox_inspect.summary(Transformed(g / "t", bx.Rng(g / "rng")), sds(2, 8), train=True)
+        assert (r.module("net/t/a").calls, r.module("net/t/b").calls) == (2, 3)
+        assert r.module("net/t/a").flops == 2 * (2 * 2 * 8 * 8 + 16)
+        assert r.module("net/t/b").call_info[2].inputs[0].shape == [8]  # inside vmap: one row
+        got = {(e.src, e.src_port, e.dst, e.dst_port) for e in r.edges}
+        assert ("net/t/a", "out", "net/t/b", "in") in got  # out of checkpoint, into jit
+        assert ("net/t/b", "out", "net/t/b", "in") in got  # jit's output into the vmapped call
+        assert ("net/t/b", "out", "net/t", "out") in got
+        assert r.totals.flops_train > r.totals.flops
+
+
+def test_failure_in_training_mode_names_the_module():
+    class TrainBug(bx.Module):
+        def __call__(self, params, x, *, is_training):
+            return (x @ jnp.ones((5, 5)) if is_training else x), params
+
+    g = bx.Graph("net")
+    node = g / "seq"
+    model = bx.Sequential(node, [TrainBug(node / "bug")])
+    assert blox_inspect.summary(model, sds(2, 3), is_training=False, xla=False).totals.flops == 0
+    with pytest.raises(InspectError, match=r"net/seq/bug \(TrainBug\) failed while tracing the train step"):
+        blox_inspect.summary(model, sds(2, 3), train=True, is_training=False, xla=False)
+
+
+def test_xla_auto_skips_large_programs(monkeypatch):
+    from blox_inspect import _summary
+
+    loaded = load_model(MLP)
+    monkeypatch.setattr(_summary, "XLA_AUTO_MAX_EQNS", 3)
+    r = summarize_loaded(loaded, xla=None)
+    assert r.totals.flops_xla is None and r.totals.memory == {}
+    assert any("XLA cost and memory analysis skipped" in n and "Pass --xla" in n for n in r.notes)
+    assert summarize_loaded(loaded, xla=True).totals.flops_xla == r.totals.flops  # forced

@@ -1,0 +1,236 @@
+"""Checkpoints as inspection data: a lazy tensor reader, a Report built from a header, model matching.
+
+Only the safetensors header is read up front (``blox._checkpoint.read_header``);
+a tensor's bytes are read when someone asks for that one tensor.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+
+from blox._checkpoint import CheckpointHeader, TensorInfo, _read_array, read_header
+from blox._errors import CheckpointError
+from blox._paths import path_str
+
+from ._errors import InspectError
+from ._report import ModuleInfo, ParamInfo, Report, Totals
+
+
+class CheckpointReader:
+    """A checkpoint's header, plus one-tensor-at-a-time reads keyed by path string.
+
+    Example:
+        >>> import jax.numpy as jnp, blox as bx, tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), 'c.safetensors')
+        >>> bx.save(f, bx.Params({('net', 'w'): bx.Param(jnp.arange(3.0))}))
+        >>> r = CheckpointReader(f)
+        >>> list(r.tensors), r.read('net/w').tolist()
+        (['net/w'], [0.0, 1.0, 2.0])
+    """
+
+    def __init__(self, file: str | os.PathLike):
+        self.file = os.fspath(file)
+        try:
+            self.header: CheckpointHeader = read_header(self.file)
+        except CheckpointError as e:
+            raise InspectError(
+                f"{e} Pass a .safetensors file written by bx.save (or another safetensors writer)."
+            ) from e
+        self.tensors: dict[str, TensorInfo] = {}
+        for t in self.header.tensors:
+            key = path_str(t.path)
+            if key in self.tensors:
+                raise InspectError(
+                    f"{self.file}: two tensors map to the same path {key!r}; the checkpoint is ambiguous."
+                )
+            self.tensors[key] = t
+
+    def __contains__(self, path: str) -> bool:
+        return path in self.tensors
+
+    def read(self, path: str) -> np.ndarray:
+        """Reads one tensor (PRNG keys come back as their raw uint32 data)."""
+        t = self.tensors[path]
+        with open(self.file, "rb") as f:
+            arr = _read_array(f, self.header, t)
+        if t.key_impl:
+            return arr.reshape(t.shape + (-1,))
+        return arr
+
+
+def _param_info(path: str, t: TensorInfo) -> ParamInfo:
+    size = int(np.prod(t.shape, dtype=np.int64))
+    return ParamInfo(
+        path=path,
+        module=path_str(t.path[:-1]),
+        name=t.path[-1],
+        shape=list(t.shape),
+        dtype=t.dtype,
+        size=size,
+        bytes=t.nbytes,
+        trainable=t.trainable,
+        metadata=dict(t.metadata),
+    )
+
+
+def report_from_checkpoint(reader: CheckpointReader) -> Report:
+    """A Report whose module tree is rebuilt from the checkpoint's path keys.
+
+    Types and FLOPs are unknown (a checkpoint stores no graph); params and bytes
+    are exact. When the paths do not share one first name, a root named after
+    the file (with path ``""``) holds them.
+
+    Example:
+        >>> import jax.numpy as jnp, blox as bx, tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), 'c.safetensors')
+        >>> p = bx.Params({('net', 'mlp', 'w'): bx.Param(jnp.ones((2, 3))), ('net', 'b'): bx.Param(jnp.ones(3))})
+        >>> bx.save(f, p)
+        >>> r = report_from_checkpoint(CheckpointReader(f))
+        >>> r.root, [(m.path, m.params) for m in r.modules]
+        ('net', [('net', 9), ('net/mlp', 6)])
+    """
+    params = [_param_info(k, t) for k, t in reader.tensors.items()]
+    firsts = {t.path[0] for t in reader.tensors.values()}
+    single_root = len(firsts) == 1 and all(len(t.path) > 1 for t in reader.tensors.values())
+    root_tuple: tuple[str, ...] = (next(iter(firsts)),) if single_root else ()
+    root = path_str(root_tuple)
+    modules: dict[str, ModuleInfo] = {}
+
+    def ensure(tup: tuple[str, ...]) -> ModuleInfo:
+        key = path_str(tup)
+        m = modules.get(key)
+        if m is not None:
+            return m
+        parent = None if tup == root_tuple else ensure(tup[:-1])
+        m = ModuleInfo(
+            path=key,
+            path_tuple=list(tup),
+            name=tup[-1] if tup else os.path.basename(reader.file),
+            type="",
+            config={},
+            depth=len(tup) - len(root_tuple),
+            parent=parent.path if parent else None,
+            children=[],
+            calls=0,
+            call_info=[],
+            shared=False,
+        )
+        modules[key] = m
+        if parent is not None:
+            parent.children.append(key)
+        return m
+
+    ensure(root_tuple)
+    for p, t in zip(params, reader.tensors.values()):
+        owner = ensure(t.path[:-1])
+        owner.param_paths.append(p.path)
+        owner.params_own += p.size
+        owner.param_bytes_own += p.bytes
+        if p.trainable:
+            owner.trainable_params_own += p.size
+    for m in sorted(modules.values(), key=lambda m: -m.depth):
+        m.params += m.params_own
+        m.param_bytes += m.param_bytes_own
+        m.trainable_params += m.trainable_params_own
+        if m.parent is not None:
+            parent = modules[m.parent]
+            parent.params += m.params
+            parent.param_bytes += m.param_bytes
+            parent.trainable_params += m.trainable_params
+    totals = Totals(
+        params=sum(p.size for p in params),
+        trainable_params=sum(p.size for p in params if p.trainable),
+        non_trainable_params=sum(p.size for p in params if not p.trainable),
+        param_bytes=sum(p.bytes for p in params),
+    )
+    for p in params:
+        totals.params_by_dtype[p.dtype] = totals.params_by_dtype.get(p.dtype, 0) + p.size
+        totals.bytes_by_dtype[p.dtype] = totals.bytes_by_dtype.get(p.dtype, 0) + p.bytes
+    return Report(
+        model=reader.file,
+        root=root,
+        inputs=[],
+        kwargs={},
+        totals=totals,
+        modules=list(modules.values()),
+        params=params,
+        abstract=False,
+        notes=["built from a checkpoint: module types, shapes per call and FLOPs are unknown"],
+    )
+
+
+@dataclass
+class CheckpointMismatch:
+    """How a checkpoint's params differ from a model's (all keyed by path string)."""
+
+    missing: list[str] = field(default_factory=list)  # the model has it, the checkpoint does not
+    extra: list[str] = field(default_factory=list)  # the checkpoint has it, the model does not
+    changed: dict[str, str] = field(default_factory=dict)  # path -> what differs
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.extra or self.changed)
+
+    def summary(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing in checkpoint")
+        if self.extra:
+            parts.append(f"{len(self.extra)} not in the model")
+        if self.changed:
+            parts.append(f"{len(self.changed)} with another shape/dtype")
+        return ", ".join(parts) or "checkpoint matches the model"
+
+    def problem(self, path: str) -> str | None:
+        """What is wrong with one param path, or None."""
+        if path in self.changed:
+            return self.changed[path]
+        if path in self.missing:
+            return "missing in the checkpoint"
+        if path in self.extra:
+            return "in the checkpoint but not in the model"
+        return None
+
+
+@functools.cache
+def _key_dtype(dtype: str) -> str:
+    """One name per PRNG key dtype: headers say ``key<threefry2x32>`` (the impl), JAX says ``key<fry>``."""
+    if not dtype.startswith("key<"):
+        return dtype
+    try:
+        return str(jax.eval_shape(lambda: jax.random.key(0, impl=dtype[4:-1])).dtype)
+    except (ValueError, TypeError, KeyError):
+        return dtype  # already JAX's short name, or an impl this JAX does not know
+
+
+def match_checkpoint(report: Report, reader: CheckpointReader) -> CheckpointMismatch:
+    """Compares a model Report's params with a checkpoint's tensors.
+
+    Example:
+        >>> import jax.numpy as jnp, blox as bx, tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), 'c.safetensors')
+        >>> bx.save(f, bx.Params({('net', 'w'): bx.Param(jnp.ones(3))}))
+        >>> r = CheckpointReader(f)
+        >>> model = report_from_checkpoint(r)
+        >>> model.params[0].shape = [4]
+        >>> m = match_checkpoint(model, r)
+        >>> m.changed, m.summary()
+        ({'net/w': 'checkpoint has float32[3], model needs float32[4]'}, '1 with another shape/dtype')
+    """
+    out = CheckpointMismatch()
+    known = set()
+    for p in report.params:
+        known.add(p.path)
+        t = reader.tensors.get(p.path)
+        if t is None:
+            out.missing.append(p.path)
+        elif list(t.shape) != list(p.shape) or _key_dtype(t.dtype) != _key_dtype(p.dtype):
+            got = f"{t.dtype}[{','.join(map(str, t.shape))}]"
+            want = f"{p.dtype}[{','.join(map(str, p.shape))}]"
+            out.changed[p.path] = f"checkpoint has {got}, model needs {want}"
+    out.extra = [k for k in reader.tensors if k not in known]
+    return out

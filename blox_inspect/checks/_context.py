@@ -1,0 +1,250 @@
+"""CheckContext: the model traced once (forward, train step), shared by every check.
+
+Everything is abstract: Params come from ``jax.eval_shape`` and the programs from ``jax.make_jaxpr``.
+While tracing, ``blox._module._call_module`` is wrapped (restored in ``finally``) to learn which modules
+ran, and dtype-truncation warnings are attributed to the module that raised them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import numpy as np
+
+import blox as bx
+import blox._module as bx_module
+from blox._rng import Rng
+
+from .._errors import InspectError
+from .._loading import LoadedModel
+from .._train import make_train_step
+from ._program import Program, is_inexact
+
+MSG_FORWARD_FAILED = (
+    "{source}: tracing the forward pass for checks raised {kind}: {error}. Fix the model so that "
+    "`blox-inspect summary` works, then run check again."
+)
+MSG_VMAP_FAILED = (
+    "{source}: BLOX_CHECK_VMAP is set, but tracing the model under jax.vmap (a new leading axis on every input, "
+    "params shared) raised {kind}: {error}. Make the model vmappable that way, or remove BLOX_CHECK_VMAP."
+)
+_F64_WARNING = re.compile(r"requested dtype (float64|complex128)")
+
+
+@dataclass
+class Trace:
+    """One traced program and how its inputs and outputs map to the model."""
+
+    program: Program
+    param_vars: dict[str, Any]  # param path string -> invar
+    input_vars: list  # model input invars (leaves)
+    outputs: list  # forward: model output leaves; train: [loss]
+    state_outs: dict[str, Any]  # param path string -> new value (canonical Var or Literal)
+    grads: dict[str, Any] = field(default_factory=dict)  # train: trainable param path -> gradient
+
+
+def parse_mesh(text: str | None) -> dict[str, int] | None:
+    """``'data=8,model=4'`` -> ``{'data': 8, 'model': 4}``.
+
+    Example:
+        >>> parse_mesh('data=8,model=4')
+        {'data': 8, 'model': 4}
+    """
+    if not text:
+        return None
+    mesh: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, size = part.partition("=")
+        if not sep or not name.strip() or not size.strip().isdigit() or int(size) < 1:
+            raise InspectError(
+                f"--mesh {text!r}: expected comma-separated NAME=SIZE pairs with positive sizes, "
+                f"e.g. --mesh data=8,model=4; got {part!r}."
+            )
+        mesh[name.strip()] = int(size)
+    return mesh
+
+
+class CheckContext:
+    """The inputs of every check. Traces are built on first use and then shared.
+
+    Attributes:
+        loaded: the model file's LoadedModel.
+        mesh: mesh axis sizes from ``--mesh`` (None: no mesh given).
+        settings: the model file's ``BLOX_*`` globals.
+    """
+
+    def __init__(self, loaded: LoadedModel, mesh: dict[str, int] | None = None):
+        self.loaded = loaded
+        self.mesh = mesh
+        self.settings = dict(loaded.file_settings)
+        self.called: set[str] = set()
+        self.dtype_warnings: list[tuple[str, str]] = []  # (message, module scope)
+        self.train_error: str | None = None
+        self._cache: dict[str, Any] = {}
+        self._stack: list[str] = []
+
+    # --- model structure ---------------------------------------------------
+    @property
+    def graph(self) -> bx.Graph:
+        return self.loaded.graph
+
+    @property
+    def modules(self) -> dict[str, bx.Module]:
+        """Module scope string -> module, for every module bound in the graph."""
+        if "modules" not in self._cache:
+            self._cache["modules"] = {m.scope_name: m for _, m in self.graph.walk()}
+        return self._cache["modules"]
+
+    def owner(self, param_path: str) -> str:
+        """The module path that owns a param (the param path minus its last name)."""
+        return bx.path_str(bx.parse_path(param_path)[:-1])
+
+    def is_rng_state(self, param_path: str) -> bool:
+        module = self.modules.get(self.owner(param_path))
+        return isinstance(module, Rng)
+
+    @property
+    def params(self) -> bx.Params:
+        """Abstract Params (ShapeDtypeStruct values, weak types kept)."""
+        if "params" not in self._cache:
+            with self._observe():
+                self._cache["params"] = self.loaded.abstract_params()
+        return self._cache["params"]
+
+    # --- traces -------------------------------------------------------------
+    @property
+    def forward(self) -> Trace:
+        if "forward" not in self._cache:
+            self._cache["forward"] = self._trace_forward()
+        return self._cache["forward"]
+
+    @property
+    def train(self) -> Trace | None:
+        """The loss-and-gradient program of the train step (None if it cannot be traced)."""
+        if "train" not in self._cache:
+            try:
+                self._cache["train"] = self._trace_train()
+            except Exception as e:  # reported as BX001 by the runner; the other checks still run
+                self.train_error = f"{type(e).__name__}: {e}".split("\n")[0]
+                self._cache["train"] = None
+        return self._cache["train"]
+
+    def traces(self) -> list[Trace]:
+        return [t for t in (self.forward, self.train) if t is not None]
+
+    def _scopes(self) -> set[str]:
+        return set(self.modules)
+
+    def _trace_forward(self) -> Trace:
+        params = self.params
+        inputs = self.loaded.abstract_inputs()
+        fn = lambda params, *xs: self.loaded.apply(params, *xs)
+        try:
+            with self._observe():
+                closed, shape = jax.make_jaxpr(fn, return_shape=True)(params, *inputs)
+        except Exception as e:
+            raise InspectError(
+                MSG_FORWARD_FAILED.format(source=self.loaded.source, kind=type(e).__name__, error=e)
+            ) from e
+        prog = Program.build(closed, self._scopes())
+        keys = [bx.path_str(p) for p in params]
+        n_in = len(jax.tree.leaves(inputs))
+        param_vars = dict(zip(keys, prog.invars[: len(keys)]))
+        n_out = len(jax.tree.leaves(shape[0]))
+        new_keys = [bx.path_str(p) for p in shape[1]]
+        state = dict(zip(new_keys, prog.outvars[n_out:]))
+        return Trace(prog, param_vars, prog.invars[len(keys) : len(keys) + n_in], prog.outvars[:n_out], state)
+
+    def _trace_train(self) -> Trace:
+        params = self.params
+        trainable, rest = params.split(lambda _, p: p.trainable and is_inexact(p.value))
+        ts = make_train_step(self.loaded)
+        inputs = self.loaded.abstract_inputs()
+        fn = lambda t, r, *xs: jax.value_and_grad(ts.loss, has_aux=True)(t, r, *xs)
+        with self._observe():
+            closed, shape = jax.make_jaxpr(fn, return_shape=True)(trainable, rest, *inputs)
+        prog = Program.build(closed, self._scopes())
+        t_keys = [bx.path_str(p) for p in trainable]
+        r_keys = [bx.path_str(p) for p in rest]
+        n_in = len(jax.tree.leaves(inputs))
+        invars = prog.invars
+        param_vars = dict(zip(t_keys, invars[: len(t_keys)]))
+        param_vars.update(zip(r_keys, invars[len(t_keys) : len(t_keys) + len(r_keys)]))
+        input_vars = invars[len(t_keys) + len(r_keys) : len(t_keys) + len(r_keys) + n_in]
+        (_, new_rest), grads = shape
+        outs = prog.outvars
+        nr_keys = [bx.path_str(p) for p in new_rest]
+        state = dict(zip(nr_keys, outs[1 : 1 + len(nr_keys)]))
+        g_keys = [bx.path_str(p) for p in grads]
+        grad_outs = dict(zip(g_keys, outs[1 + len(nr_keys) :]))
+        return Trace(prog, param_vars, input_vars, outs[:1], state, grad_outs)
+
+    def trace_vmap(self, axis_name: str | None, lanes: int) -> Program:
+        """The train-mode forward under ``jax.vmap`` over a new leading axis of every input, params shared."""
+        ts = make_train_step(self.loaded)
+        params = self.params
+        inputs = [
+            jax.ShapeDtypeStruct((lanes, *x.shape), x.dtype) for x in jax.tree.leaves(self.loaded.abstract_inputs())
+        ]
+        treedef = jax.tree.structure(self.loaded.abstract_inputs())
+
+        def fn(params, *xs):
+            def one(*xs):
+                out, new = self.loaded.model(params, *jax.tree.unflatten(treedef, xs), **ts.train_kwargs)
+                return out
+
+            return jax.vmap(one, axis_name=axis_name)(*xs)
+
+        try:
+            with self._observe():
+                closed = jax.make_jaxpr(fn)(params, *inputs)
+        except Exception as e:
+            raise InspectError(
+                MSG_VMAP_FAILED.format(source=self.loaded.source, kind=type(e).__name__, error=str(e).split("\n")[0])
+            ) from e
+        return Program.build(closed, self._scopes())
+
+    # --- observation while tracing ------------------------------------------
+    @contextlib.contextmanager
+    def _observe(self):
+        original = bx_module._call_module
+        stack = self._stack
+
+        def observed(module, method, params, args, kwargs):
+            self.called.add(module.scope_name)
+            stack.append(module.scope_name)
+            try:
+                return original(module, method, params, args, kwargs)
+            finally:
+                stack.pop()
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            shown = warnings.showwarning
+
+            def hook(message, category, filename, lineno, file=None, line=None):
+                if _F64_WARNING.search(str(message)):
+                    self.dtype_warnings.append((str(message).split(".")[0], stack[-1] if stack else ""))
+                else:
+                    shown(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = hook
+            bx_module._call_module = observed
+            try:
+                yield
+            finally:
+                bx_module._call_module = original
+
+
+def nbytes(aval: Any) -> int:
+    shape = getattr(aval, "shape", ())
+    try:
+        itemsize = np.dtype(aval.dtype).itemsize
+    except TypeError:
+        itemsize = 8
+    return int(np.prod(shape, dtype=np.int64)) * itemsize if shape else itemsize

@@ -1,0 +1,126 @@
+"""`blox-inspect graph`: a Graphviz diagram of a model's structure and dataflow."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HELP = "draw the model's modules and dataflow with Graphviz (.svg, .png, .dot, ...)"
+EPILOG = """\
+examples:
+  blox-inspect graph examples/gpt2.py -o gpt2.svg
+  blox-inspect graph examples/llama.py:build_70b --depth 2 --rankdir LR -o llama.png
+  blox-inspect graph examples/resnet50.py --focus stage2 --color flops -o stage2.svg
+  blox-inspect graph --load report.json -o model.dot          # draw a saved report; .dot is the source
+
+Runs of identical consecutive blocks (h/0..h/47) are drawn once, marked xN; --expand draws them all.
+Layout uses `dot` when it is on PATH, else the graphviz-pure binary (svg, png, jpg; no pdf).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "graph", help=HELP, description=HELP, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("model", nargs="?", help="model file, file.py or file.py:FACTORY (omit with --load)")
+    p.add_argument(
+        "-o", "--output", help="output file: .svg .png .jpg .pdf (with system Graphviz) or .dot; default: DOT to stdout"
+    )
+    p.add_argument(
+        "--load", metavar="REPORT.json", help="draw a report saved with `blox-inspect summary --format json`"
+    )
+    p.add_argument("--params", metavar="CKPT", help="use a checkpoint's shapes and dtypes (reads its header only)")
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="open N levels of modules as clusters; deeper ones collapse into their ancestor",
+    )
+    p.add_argument(
+        "--expand", action="store_true", help="draw every block of a run of identical blocks instead of one marked xN"
+    )
+    p.add_argument(
+        "--focus", metavar="PATH", help="draw only this module's subtree, with the edges crossing its boundary"
+    )
+    p.add_argument("--rankdir", choices=("TB", "LR", "BT", "RL"), default="TB", help="layout direction (default TB)")
+    p.add_argument(
+        "--color",
+        choices=("type", "params", "flops"),
+        default="type",
+        help="fill boxes by module type or by size (default type)",
+    )
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds the layout may take (default 60)")
+    p.add_argument("--debug", dest="debug_sub", action="store_true", help="show full tracebacks for errors")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._errors import InspectError
+    from .._output import write_output
+    from ..renderers import _layout
+    from ..renderers.graphviz import to_dot
+
+    report = load_report(args)
+    source = to_dot(
+        report, depth=args.depth, expand=args.expand, focus=args.focus, rankdir=args.rankdir, color=args.color
+    )
+    out = args.output
+    if out is None or out == "-":
+        write_output(source, None)
+        return 0
+    engine = _layout.find_engine()
+    fmt = _layout.output_format(out, engine)
+    if fmt == "dot":
+        write_output(source, out)
+        print(f"wrote {out} (Graphviz source)", file=sys.stderr)
+        return 0
+    if engine is None:
+        dot_path = os.path.splitext(out)[0] + ".dot"
+        write_output(source, dot_path)
+        raise InspectError(_layout.NO_ENGINE.format(python=sys.executable, out=out, dot=dot_path, fmt=fmt))
+    image = _layout.layout(engine, source, fmt, out, timeout=args.timeout)
+    write_output(image, out)
+    print(f"wrote {out} ({len(image):,} bytes, laid out by {engine.name})", file=sys.stderr)
+    return 0
+
+
+def load_report(args: argparse.Namespace):
+    """The Report to draw: ``--load`` a saved one, or analyse the model file (the one place that calls analysis)."""
+    from .._errors import InspectError
+    from .._report import Report
+
+    if args.load:
+        if args.model or args.params:
+            given = args.model or f"--params {args.params}"
+            raise InspectError(
+                f"--load {args.load} draws a saved report; it takes no model file or --params ({given})."
+            )
+        try:
+            with open(args.load, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise InspectError(
+                f"--load {args.load}: cannot read it ({e.strerror}). Pass a report saved as JSON."
+            ) from e
+        try:
+            return Report.from_json(text)
+        except (ValueError, KeyError, TypeError) as e:
+            raise InspectError(
+                f"--load {args.load}: not a blox-inspect report ({type(e).__name__}: {e}). "
+                "Save one with `blox-inspect summary MODEL --format json -o report.json`."
+            ) from e
+    if not args.model:
+        raise InspectError("graph needs a model file (file.py or file.py:FACTORY) or --load REPORT.json.")
+    try:
+        from .._summary import summarize_loaded
+    except ImportError as e:
+        raise InspectError(
+            "this blox-inspect cannot analyse model files yet (blox_inspect._summary is missing); "
+            "draw a saved report with --load REPORT.json."
+        ) from e
+    from .._loading import load_model
+
+    # Drawing needs shapes, params and FLOPs only: skip the XLA compile (cost and memory analysis).
+    return summarize_loaded(load_model(args.model), xla=False, params_file=args.params)

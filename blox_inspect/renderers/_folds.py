@@ -1,0 +1,155 @@
+"""Which blocks fold: runs of identical, consecutive, numbered sibling modules, drawn once and marked ×N.
+
+Also the module-tree index (parents, children, ancestors, block signatures) the diagram planner uses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from blox._paths import parse_path
+
+from .._report import Report
+
+_NUMBERED = re.compile(r"(\D*?)_?(\d+)")
+
+
+@dataclass
+class Fold:
+    """A run of identical consecutive sibling blocks, drawn once as its first member."""
+
+    members: list[str]
+    label: str  # e.g. "h/0..h/47"
+
+    @property
+    def rep(self) -> str:
+        return self.members[0]
+
+
+class ModuleIndex:
+    """Parent/children links of the Report's modules, tolerant of a missing root."""
+
+    def __init__(self, report: Report):
+        self.report = report
+        self.by_path = {m.path: m for m in report.modules}
+        self.by_tuple = {tuple(m.path_tuple): m.path for m in report.modules}
+        self.parent = {m.path: (m.parent if m.parent in self.by_path else None) for m in report.modules}
+        self.children: dict[str | None, list[str]] = {}
+        for m in report.modules:
+            listed = [c for c in m.children if c in self.by_path]
+            self.children[m.path] = listed
+        roots = [m.path for m in report.modules if self.parent[m.path] is None]
+        self.children[None] = roots
+        # Children a module lists must also point back at it; trust the listing order, then add stragglers.
+        for path, parent in self.parent.items():
+            if parent is not None and path not in self.children[parent]:
+                self.children[parent].append(path)
+        self._ancestors: dict[str, list[str]] = {}
+        self.param_shapes: dict[str, list[tuple[str, tuple[int, ...], str]]] = {}
+        for p in report.params:
+            self.param_shapes.setdefault(p.module, []).append((p.name, tuple(p.shape), p.dtype))
+
+    def ancestors(self, path: str) -> list[str]:
+        """``path`` and its module ancestors, outermost first (do not modify the list)."""
+        chain = self._ancestors.get(path)
+        if chain is None:
+            parent = self.parent.get(path)
+            chain = [*(self.ancestors(parent) if parent is not None else []), path]
+            self._ancestors[path] = chain
+        return chain
+
+    def known(self, path: str) -> str | None:
+        """``path``, or its nearest ancestor that is a module of the report (endpoints may name inner scopes)."""
+        if path in self.by_path:
+            return path
+        parts = parse_path(path)
+        for n in range(len(parts) - 1, 0, -1):
+            hit = self.by_tuple.get(parts[:n])
+            if hit is not None:
+                return hit
+        return None
+
+    def relative(self, path: str, base: str | None) -> tuple[str, ...]:
+        full = tuple(self.by_path[path].path_tuple)
+        if base is None:
+            return full
+        return full[len(self.by_path[base].path_tuple) :]
+
+    def signature(self, path: str, memo: dict[str, object]) -> object:
+        """Type, config, own parameter shapes and children's signatures: equal signatures mean identical blocks."""
+        if path not in memo:
+            m = self.by_path[path]
+            memo[path] = (
+                m.type,
+                # A config value may name the module itself (its graph node); that differs between copies.
+                tuple(sorted((k, v.replace(m.path, "<self>")) for k, v in m.config.items())),
+                tuple(sorted(self.param_shapes.get(path, []))),
+                tuple((self.relative(c, path), self.signature(c, memo)) for c in self.children.get(path, [])),
+            )
+        return memo[path]
+
+
+def find_folds(report: Report, index: ModuleIndex | None = None) -> dict[str, Fold]:
+    """Runs of identical consecutive siblings numbered like a list, keyed by every member's path.
+
+    Numbered like a list: ``h/0, h/1, ...`` or ``block1, block2, ...`` (one prefix, then a number). Identical:
+    same type, config, parameter shapes and, recursively, the same children. Look-alikes with names (``q``,
+    ``k``, ``v``, or ``v`` feeding ``o``) play different roles and never fold.
+    """
+    index = index or ModuleIndex(report)
+    memo: dict[str, object] = {}
+    folds: dict[str, Fold] = {}
+    feeds: set[tuple[str, str]] | None = None
+    for parent, kids in index.children.items():
+        i = 0
+        while i < len(kids):
+            prefix = _numbered(index, kids[i])
+            j = i + 1
+            while (
+                prefix is not None
+                and j < len(kids)
+                and _numbered(index, kids[j]) == prefix
+                and index.signature(kids[j], memo) == index.signature(kids[i], memo)
+            ):
+                j += 1
+            if j - i > 1 and prefix:
+                # Named with a prefix (block1, block2; but also bn1, bn2 around a conv): each must feed the next.
+                feeds = _sibling_flow(report, index) if feeds is None else feeds
+                k = i + 1
+                while k < j and (kids[k - 1], kids[k]) in feeds:
+                    k += 1
+                j = k
+            if j - i > 1:
+                fold = Fold(kids[i:j], _fold_label(index, parent, kids[i:j]))
+                for member in fold.members:
+                    folds[member] = fold
+            i = j
+    return folds
+
+
+def _sibling_flow(report: Report, index: ModuleIndex) -> set[tuple[str, str]]:
+    """(a, b) for sibling modules a, b where data flows from a (or inside it) into b (or inside it)."""
+    pairs = set()
+    for e in report.edges:
+        s, d = index.known(e.src), index.known(e.dst)
+        if s is None or d is None:
+            continue
+        up, down = index.ancestors(s), index.ancestors(d)
+        n = 0
+        while n < min(len(up), len(down)) and up[n] == down[n]:
+            n += 1
+        if n < len(up) and n < len(down):
+            pairs.add((up[n], down[n]))
+    return pairs
+
+
+def _numbered(index: ModuleIndex, path: str) -> str | None:
+    """The name's prefix before a trailing number (``'block'`` for ``block3``, ``''`` for ``3``), or None."""
+    found = _NUMBERED.fullmatch(index.by_path[path].path_tuple[-1])
+    return found.group(1) if found else None
+
+
+def _fold_label(index: ModuleIndex, parent: str | None, run: list[str]) -> str:
+    first, last = ("/".join(index.relative(p, parent)) for p in (run[0], run[-1]))
+    return f"{first}..{last}"

@@ -1,0 +1,76 @@
+import os
+
+import pytest
+
+from blox_inspect import cli
+from blox_inspect._errors import InspectError
+from blox_inspect._loading import load_model
+from blox_inspect._programs import STAGES, build_program, check_module, export_program, program_text
+
+MODELS = os.path.join(os.path.dirname(__file__), "models")
+MLP = os.path.join(MODELS, "mlp.py")
+
+
+@pytest.fixture(scope="module")
+def programs():
+    loaded = load_model(MLP)
+    return {False: build_program(loaded), True: build_program(loaded, train=True)}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_module_filter_keeps_only_that_modules_ops(programs, stage):
+    text = program_text(programs[True], stage, "net/mlp/l1")
+    assert len(text) < len(program_text(programs[True], stage))
+    assert "net/mlp/l2" not in text
+    if stage == "jaxpr":
+        assert all(line.endswith("# net/mlp/l1") for line in text.splitlines() if "#" in line)
+        assert "dot_general" in text
+    elif stage == "stablehlo":
+        # l1 is 16->32, l2 is 32->10: l1's matmul is there, l2's kernel never is
+        assert "tensor<16x32xf32>" in text and "32x10" not in text
+    else:
+        ops = [line for line in text.splitlines() if line.startswith("  ")]
+        assert ops and all("net/mlp/l1/" in line for line in ops)
+        assert any(" dot(" in line for line in ops) or any("fusion(" in line for line in ops)
+
+
+def test_parent_module_includes_its_children(programs):
+    text = program_text(programs[False], "jaxpr", "net/mlp")
+    assert "# net/mlp/l1" in text and "# net/mlp/l2" in text
+
+
+def test_forward_and_train_stages(programs):
+    assert "stablehlo.dot_general" in program_text(programs[False], "stablehlo")
+    optimized = program_text(programs[True], "optimized")
+    assert "HloModule" in optimized and "input_output_alias" in optimized  # params donated
+
+
+def test_bad_stage_and_module():
+    loaded = load_model(MLP)
+    with pytest.raises(
+        InspectError, match=r"unknown --stage 'mlir'; expected one of: jaxpr, stablehlo, hlo, optimized"
+    ):
+        program_text(build_program(loaded), "mlir")
+    with pytest.raises(InspectError, match=r"no module at path 'net/mlp/l3'.*known: net/mlp, net/mlp/drop"):
+        check_module(loaded, "net/mlp/l3")
+    with pytest.raises(InspectError, match=r"Did you mean 'net/mlp/l2'\?"):
+        check_module(loaded, "mlp/l2")  # the root left out
+
+
+def test_export_mlir_text_and_bytecode(programs, tmp_path):
+    text = export_program(programs[True], "step.mlir").decode()
+    assert "func.func public @main" in text and "stablehlo.dot_general" in text
+    assert export_program(programs[True], "step.mlirbc")[:4] == b"ML\xefR"  # MLIR bytecode magic
+    with pytest.raises(InspectError, match=r"--export step.bin: expected a file name ending in .mlir"):
+        export_program(programs[True], "step.bin")
+
+
+def test_cli_writes_file_and_reports_bad_stage(tmp_path, capsys):
+    out = tmp_path / "l2.txt"
+    assert cli.main(["hlo", MLP, "--stage", "hlo", "--module", "net/mlp/l2", "-o", str(out)]) == 0
+    assert "net/mlp/l2" in out.read_text()
+    mlir = tmp_path / "fwd.mlir"
+    assert cli.main(["hlo", MLP, "--export", str(mlir)]) == 0
+    assert "stablehlo" in mlir.read_text()
+    assert cli.main(["hlo", MLP, "--stage", "llvm"]) == 2
+    assert "unknown --stage 'llvm'" in capsys.readouterr().err
