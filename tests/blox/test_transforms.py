@@ -143,9 +143,10 @@ def test_scan_over_a_stack_of_identical_blocks():
         return h, None
 
     out, _ = jax.jit(lambda p, x: jax.lax.scan(body, x, p))(stacked, x)
+    one_layer = jax.jit(lambda p, h, i: block(jax.tree.map(lambda v: v[i], p), h)[0])
     ref = x
     for i in range(depth):
-        ref, _ = block(jax.tree.map(lambda v, i=i: v[i], stacked), ref)
+        ref = one_layer(stacked, ref, i)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
 
 
