@@ -110,7 +110,8 @@ def load_model(spec: str) -> LoadedModel:
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         seen = sorted(
-            k for k, v in vars(module).items()
+            k
+            for k, v in vars(module).items()
             if callable(v) and not k.startswith("_") and getattr(v, "__module__", None) == module.__name__
         )
         near = difflib.get_close_matches(factory_name, seen, n=1)
@@ -123,9 +124,7 @@ def load_model(spec: str) -> LoadedModel:
     try:
         result = factory()
     except Exception as e:
-        raise InspectError(
-            f"{path}:{factory_name}() raised {type(e).__name__}: {e}\n{_user_frames(e)}"
-        ) from e
+        raise InspectError(f"{path}:{factory_name}() raised {type(e).__name__}: {e}\n{_user_frames(e)}") from e
     loaded = coerce_factory_result(result, f"{path}:{factory_name}")
     loaded.file_settings = {k: v for k, v in vars(module).items() if k.startswith("BLOX_")}
     return loaded

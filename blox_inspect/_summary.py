@@ -78,8 +78,12 @@ def summarize_loaded(
     params: bx.Params | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    stats: bool = False,
 ) -> Report:
     """Builds the full Report of a loaded model (the CLI's and other tools' entry point).
+
+    With ``params_file`` only the checkpoint's header is read, unless ``stats=True``:
+    then each tensor is read once, one at a time, for its statistics (``ParamInfo.stats``).
 
     ``xla=True`` compiles the forward program for XLA's FLOP count and memory analysis,
     ``False`` skips that, ``None`` compiles unless the program is very large (see
@@ -108,7 +112,31 @@ def summarize_loaded(
         say("compiling with XLA for cost and memory analysis")
         _add_xla(report, trace)
     report.totals.train_memory_estimate = train_memory_estimate(report, trace)
+    if stats:
+        if not params_file:
+            raise InspectError(MSG_STATS_NEED_VALUES)
+        say("reading the checkpoint for statistics")
+        add_param_stats(report, params_file)
     return report
+
+
+MSG_STATS_NEED_VALUES = (
+    "statistics need real values: abstract params have only shapes. Pass a checkpoint with --params CKPT "
+    "(a file written by blox.save) together with --stats."
+)
+
+
+def add_param_stats(report: Report, file: str) -> None:
+    """Fills ``ParamInfo.stats`` from a checkpoint, reading one tensor at a time (keys are skipped)."""
+    import dataclasses
+
+    from ._checkpoints import CheckpointReader
+    from ._stats import array_stats
+
+    reader = CheckpointReader(file)
+    for p in report.params:
+        if p.path in reader and not p.dtype.startswith("key<"):
+            p.stats = dataclasses.asdict(array_stats(reader.read(p.path)))
 
 
 def _count_eqns(jaxpr: Any) -> int:

@@ -32,6 +32,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("summary", help=HELP, description=HELP)
     p.add_argument("model", nargs="?", help="model file, optionally with :factory (default factory: build)")
     p.add_argument("--params", metavar="CKPT", help="use a checkpoint's shapes and dtypes (reads its header only)")
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="with --params: read the values too and add per-param statistics (mean, std, min, max, L2, zeros, NaNs, infs)",
+    )
     p.add_argument("--train", action="store_true", help="add train-step (forward + backward + Adam) FLOPs")
     p.add_argument("--depth", type=int, metavar="N", help="show N levels of modules; deeper ones fold into parents")
     p.add_argument(
@@ -126,7 +131,13 @@ def run(args: argparse.Namespace) -> int:
             say("loading the model file")
             loaded = load_model(args.model)
             report = summarize_loaded(
-                loaded, train=args.train, params_file=args.params, xla=args.xla, seed=args.seed, progress=say
+                loaded,
+                train=args.train,
+                params_file=args.params,
+                xla=args.xla,
+                seed=args.seed,
+                progress=say,
+                stats=args.stats,
             )
     fmt = args.format or guess_format(args.output)
     if fmt == "table" and args.output in (None, "-") and sys.stdout.isatty():

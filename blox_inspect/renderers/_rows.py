@@ -216,3 +216,34 @@ def totals_items(report: Report) -> list[tuple[str, str]]:
             )
         )
     return items
+
+
+STATS_HEAD = ["Param", "Shape", "Mean", "Std", "Min", "Max", "L2", "Zeros", "NaN", "Inf"]
+
+
+def stats_rows(report: Report) -> list[list[str]]:
+    """One row per param with statistics (only when the report was made with --stats)."""
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    out = []
+    for p in report.params:
+        s = p.stats
+        if not s:
+            continue
+        out.append(
+            [
+                p.path,
+                f"{p.dtype}[{','.join(map(str, p.shape))}]",
+                num(s["mean"]),
+                num(s["std"]),
+                num(s["min"]),
+                num(s["max"]),
+                num(s["l2"]),
+                f"{s['zeros']:,}",
+                f"{s['nans']:,}",
+                f"{s['infs']:,}",
+            ]
+        )
+    return out

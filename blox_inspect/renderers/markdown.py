@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._report import Report
-from ._rows import FOLD_NOTE, human, percent, rows, shapes, totals_items, type_label
+from ._rows import FOLD_NOTE, STATS_HEAD, human, percent, rows, shapes, stats_rows, totals_items, type_label
 
 
 def _cell(text: str) -> str:
@@ -37,6 +37,10 @@ def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> 
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", "## Totals", ""]
     lines += [f"- **{_cell(label.strip())}**: {_cell(value)}" for label, value in totals_items(report)]
+    stat_rows = stats_rows(report)
+    if stat_rows:
+        lines += ["", "## Parameter statistics", "", "| " + " | ".join(STATS_HEAD) + " |", "|---|---|" + "---:|" * 8]
+        lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in stat_rows]
     notes = report.notes + ([FOLD_NOTE] if any(r.repeat > 1 for r in shown) else [])
     if notes:
         lines += ["", "## Notes", ""] + [f"- {_cell(n)}" for n in notes]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from .._report import Report
-from ._rows import FOLD_NOTE, human, percent, rows, shapes, totals_items, type_label
+from ._rows import FOLD_NOTE, STATS_HEAD, human, percent, rows, shapes, stats_rows, totals_items, type_label
 
 
 def render_rich(report: Report, depth: int | None = None, fold: bool = True):
@@ -52,6 +52,14 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True):
     for label, value in totals_items(report):
         totals.add_row(label, value)
     parts = [table, totals]
+    stat_rows = stats_rows(report)
+    if stat_rows:
+        stats = Table(title="Parameter statistics", title_justify="left", pad_edge=False)
+        for i, name in enumerate(STATS_HEAD):
+            stats.add_column(name, justify="left" if i < 2 else "right")
+        for r in stat_rows:
+            stats.add_row(*r)
+        parts.append(stats)
     notes = report.notes + ([FOLD_NOTE] if any(r.repeat > 1 for r in shown) else [])
     if notes:
         parts.append(Text("\n".join(f"note: {n}" for n in notes), style="yellow"))

@@ -325,6 +325,39 @@ def test_checkpoint_header_supplies_the_params(tmp_path):
         summarize_loaded(loaded, params_file=str(tmp_path / "nope.safetensors"))
 
 
+def test_stats_read_the_values_only_when_asked(tmp_path):
+    loaded = load_model(MLP)
+    rng = np.random.default_rng(0)
+    params = jax.tree.map(
+        lambda s: (
+            jax.random.key(0)
+            if jax.dtypes.issubdtype(s.dtype, jax.dtypes.prng_key)
+            else rng.normal(size=s.shape).astype(s.dtype)
+        ),
+        loaded.abstract_params(),
+    )
+    kernel = np.asarray(params["net/mlp/l1/kernel"].value)
+    kernel[0, :3] = [0.0, np.nan, np.inf]
+    params = params.set(("net", "mlp", "l1", "kernel"), bx.Param(kernel))
+    file = str(tmp_path / "mlp.safetensors")
+    bx.save(file, params)
+    plain = summarize_loaded(loaded, params_file=file, xla=False)
+    assert all(p.stats is None for p in plain.params)
+    r = summarize_loaded(loaded, params_file=file, xla=False, stats=True)
+    got = next(p.stats for p in r.params if p.path == "net/mlp/l1/kernel")
+    finite = kernel[np.isfinite(kernel)].astype(np.float64)
+    assert (got["zeros"], got["nans"], got["infs"]) == (1, 1, 1)
+    assert got["mean"] == pytest.approx(finite.mean()) and got["max"] == pytest.approx(finite.max())
+    assert got["l2"] == pytest.approx(np.linalg.norm(finite))
+    assert next(p.stats for p in r.params if p.path == "net/rng/seed") is None  # keys have no statistics
+    assert Report.from_json(r.to_json()) == r
+    from blox_inspect.renderers import render
+
+    assert "## Parameter statistics" in render(r, "markdown") and "net/mlp/l1/kernel" in render(r, "markdown")
+    with pytest.raises(InspectError, match="statistics need real values"):
+        summarize_loaded(loaded, xla=False, stats=True)
+
+
 def test_summary_api_prints_and_renders(mlp_report):
     from rich.console import Console
 
