@@ -35,7 +35,7 @@ def main() -> None:
     ckpt = f"{OUT}/digits_cnn.safetensors"
     print("\n\033[1m$ python -m examples.train_digits --model cnn\033[0m   # a real training run", flush=True)
     train_digits.main(["--model", "cnn", "--out", ckpt])
-    step("the trained checkpoint: real params instead of abstract ones", ["examples/train_digits.py", "--params", ckpt])
+    step("the trained checkpoint, with per-param statistics", ["examples/train_digits.py", "--params", ckpt, "--stats"])
     print(
         f"\nDone. Open {OUT}/gpt2.svg in a browser; browse the checkpoint with: "
         f".venv/bin/blox-inspect tui examples/train_digits.py --params {ckpt}"
