@@ -254,9 +254,10 @@ class MultiHeadAttention(Module):
             raise ShapeError(MSG_CACHE_LEN.format(where=where, n=t, max_len=s))
         full_mask = None if mask is None else self._mask4(mask, b, t, s, cache is not None)
         hs = self._head_size(query)
-        q, params = self.query(params, query)
-        k, params = self.key(params, kv)
-        v, params = self.value(params, kv)
+        q, params = self.query(params, query, _output_size=self.num_heads * hs)
+        # With head_size=None the widths are inferred from the query, passed per call (modules stay static).
+        k, params = self.key(params, kv, _output_size=self.num_kv_heads * hs)
+        v, params = self.value(params, kv, _output_size=self.num_kv_heads * hs)
         q = q.reshape(b, t, self.num_heads, hs)
         k = k.reshape(b, kv.shape[1], self.num_kv_heads, hs)
         v = v.reshape(b, kv.shape[1], self.num_kv_heads, hs)
@@ -290,9 +291,7 @@ class MultiHeadAttention(Module):
                 q, k, v, mask=full_mask, is_causal=use_causal_flag, implementation=self.implementation
             )
         y = y.reshape(b, t, self.num_heads * hs)
-        # The output width follows the query's unless fixed; the width is static, so setting it per call is pure.
-        self.out.output_size = query.shape[-1] if self.output_size is None else self.output_size
-        out, params = self.out(params, y)
+        out, params = self.out(params, y, _output_size=query.shape[-1])
         if unbatched:
             out = out[0]
         if cache is not None:
@@ -311,8 +310,6 @@ class MultiHeadAttention(Module):
             raise ShapeError(
                 f"{where} (MultiHeadAttention): rope needs an even head size, got {width} // {self.num_heads} = {hs}."
             )
-        self.query.output_size = self.num_heads * hs
-        self.key.output_size = self.value.output_size = self.num_kv_heads * hs
         return hs
 
     def _check_key_value(self, params: Params, query: jax.Array, key_value: jax.Array) -> None:

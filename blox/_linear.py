@@ -43,7 +43,7 @@ class Linear(Module):
         precision: Any = None,
     ):
         super().__init__(graph)
-        # None keeps the input's width (resolved on each call), for residual branches.
+        # None keeps the input's width (resolved on each call, never stored), for residual branches.
         self.output_size = None if output_size is None else int(output_size)
         self.rng = rng
         self.use_bias = use_bias
@@ -54,13 +54,16 @@ class Linear(Module):
         self.param_dtype = param_dtype
         self.precision = precision
 
-    def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
+    def __call__(self, params: Params, x: jax.Array, *, _output_size: int | None = None) -> tuple[jax.Array, Params]:
+        # ``_output_size`` is for parent modules that infer this layer's width from their own input
+        # (output_size=None); passing it per call keeps every module attribute fixed after construction.
         if jnp.ndim(x) < 1:
             raise ShapeError(
                 f"{path_str(self.path)} (Linear): expected an input with at least one axis (features "
                 f"last), got a scalar of shape {jnp.shape(x)}. Add a feature axis: x[..., None]."
             )
-        size = x.shape[-1] if self.output_size is None else self.output_size
+        size = self.output_size if self.output_size is not None else _output_size
+        size = x.shape[-1] if size is None else size
         kernel, params = self.get_param(
             params,
             "kernel",

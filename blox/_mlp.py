@@ -61,9 +61,8 @@ class MLP(Module):
 
     def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
         h, params = self.fc(params, x)
-        # The output width follows the input's unless fixed; it is static, so setting it per call is pure.
-        self.proj.output_size = x.shape[-1] if self.output_size is None else self.output_size
-        return self.proj(params, self.activation(h))
+        # With output_size=None the output keeps the input's width, passed per call (modules stay static).
+        return self.proj(params, self.activation(h), _output_size=x.shape[-1])
 
 
 class SwiGLU(Module):
@@ -109,5 +108,4 @@ class SwiGLU(Module):
     def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
         g, params = self.gate(params, x)
         u, params = self.up(params, x)
-        self.down.output_size = x.shape[-1] if self.output_size is None else self.output_size
-        return self.down(params, self.activation(g) * u)
+        return self.down(params, self.activation(g) * u, _output_size=x.shape[-1])
