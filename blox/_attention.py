@@ -111,6 +111,11 @@ def _bias_metadata(kernel_metadata: Mapping | None) -> Mapping | None:
     return {"sharding": (tuple(kernel_metadata["sharding"])[-1],)}
 
 
+def _linear(graph: Graph, output_size: int | None, metadata: Mapping | None, **kwargs: Any) -> Linear:
+    """A Linear whose kernel carries ``metadata`` and whose bias follows the kernel's output axis."""
+    return Linear(graph, output_size, kernel_metadata=metadata, bias_metadata=_bias_metadata(metadata), **kwargs)
+
+
 class MultiHeadAttention(Module):
     """Multi-head dot-product attention with grouped-query heads, masks, RoPE and a KV cache.
 
@@ -186,28 +191,12 @@ class MultiHeadAttention(Module):
         self.rope = rope
         self.rope_base = rope_base
         self.implementation = implementation
-        qkv = dict(
-            rng=rng,
-            use_bias=use_bias,
-            kernel_init=kernel_init,
-            kernel_metadata=qkv_metadata,
-            bias_metadata=_bias_metadata(qkv_metadata),
-            param_dtype=param_dtype,
-        )
+        common = dict(rng=rng, use_bias=use_bias, kernel_init=kernel_init, param_dtype=param_dtype)
         hs = self.head_size
-        self.query = Linear(graph / "query", None if hs is None else self.num_heads * hs, **qkv)
-        self.key = Linear(graph / "key", None if hs is None else self.num_kv_heads * hs, **qkv)
-        self.value = Linear(graph / "value", None if hs is None else self.num_kv_heads * hs, **qkv)
-        self.out = Linear(
-            graph / "out",
-            output_size,
-            rng=rng,
-            use_bias=use_bias,
-            kernel_init=kernel_init,
-            kernel_metadata=out_metadata,
-            bias_metadata=_bias_metadata(out_metadata),
-            param_dtype=param_dtype,
-        )
+        self.query = _linear(graph / "query", None if hs is None else self.num_heads * hs, qkv_metadata, **common)
+        self.key = _linear(graph / "key", None if hs is None else self.num_kv_heads * hs, qkv_metadata, **common)
+        self.value = _linear(graph / "value", None if hs is None else self.num_kv_heads * hs, qkv_metadata, **common)
+        self.out = _linear(graph / "out", output_size, out_metadata, **common)
 
     def init_cache(self, batch: int, max_len: int, dtype: Any = jnp.float32, head_size: int | None = None) -> KVCache:
         """An empty cache for ``batch`` sequences of up to ``max_len`` positions."""
