@@ -17,6 +17,35 @@ from ._paths import path_str
 default_kernel_init = jax.nn.initializers.lecun_normal()
 
 
+def kernel_and_bias(layer: Any, params: Params, kernel_shape: tuple[int, ...]) -> tuple[Any, Any, Params]:
+    """Gets (creating on first use) ``layer``'s kernel and, with ``use_bias``, its bias over the last kernel axis.
+
+    ``layer`` is a Linear-like module with ``rng``, ``use_bias``, ``kernel_init``, ``bias_init``,
+    ``kernel_metadata``, ``bias_metadata`` and ``param_dtype`` (Linear, Conv, ConvTranspose).
+    """
+    kernel, params = layer.get_param(
+        params,
+        "kernel",
+        kernel_shape,
+        layer.kernel_init,
+        layer.param_dtype,
+        metadata=layer.kernel_metadata,
+        rng=layer.rng,
+    )
+    bias = None
+    if layer.use_bias:
+        bias, params = layer.get_param(
+            params,
+            "bias",
+            kernel_shape[-1:],
+            layer.bias_init,
+            layer.param_dtype,
+            metadata=layer.bias_metadata,
+            rng=layer.rng,
+        )
+    return kernel, bias, params
+
+
 class Linear(Module):
     """``y = x @ kernel + bias`` over the last axis, for any number of leading axes.
 
@@ -64,26 +93,9 @@ class Linear(Module):
             )
         size = self.output_size if self.output_size is not None else _output_size
         size = x.shape[-1] if size is None else size
-        kernel, params = self.get_param(
-            params,
-            "kernel",
-            (x.shape[-1], size),
-            self.kernel_init,
-            self.param_dtype,
-            metadata=self.kernel_metadata,
-            rng=self.rng,
-        )
+        kernel, bias, params = kernel_and_bias(self, params, (x.shape[-1], size))
         y = jnp.matmul(x, kernel, precision=self.precision)
-        if self.use_bias:
-            bias, params = self.get_param(
-                params,
-                "bias",
-                (size,),
-                self.bias_init,
-                self.param_dtype,
-                metadata=self.bias_metadata,
-                rng=self.rng,
-            )
+        if bias is not None:
             y = y + lead(bias, y.ndim)
         return y, params
 
