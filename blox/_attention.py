@@ -111,6 +111,11 @@ def _bias_metadata(kernel_metadata: Mapping | None) -> Mapping | None:
     return {"sharding": (tuple(kernel_metadata["sharding"])[-1],)}
 
 
+def _linear(graph: Graph, output_size: int | None, metadata: Mapping | None, **kwargs: Any) -> Linear:
+    """A Linear whose kernel carries ``metadata`` and whose bias follows the kernel's output axis."""
+    return Linear(graph, output_size, kernel_metadata=metadata, bias_metadata=_bias_metadata(metadata), **kwargs)
+
+
 class MultiHeadAttention(Module):
     """Multi-head dot-product attention with grouped-query heads, masks, RoPE and a KV cache.
 
@@ -186,28 +191,12 @@ class MultiHeadAttention(Module):
         self.rope = rope
         self.rope_base = rope_base
         self.implementation = implementation
-        qkv = dict(
-            rng=rng,
-            use_bias=use_bias,
-            kernel_init=kernel_init,
-            kernel_metadata=qkv_metadata,
-            bias_metadata=_bias_metadata(qkv_metadata),
-            param_dtype=param_dtype,
-        )
+        common = dict(rng=rng, use_bias=use_bias, kernel_init=kernel_init, param_dtype=param_dtype)
         hs = self.head_size
-        self.query = Linear(graph / "query", None if hs is None else self.num_heads * hs, **qkv)
-        self.key = Linear(graph / "key", None if hs is None else self.num_kv_heads * hs, **qkv)
-        self.value = Linear(graph / "value", None if hs is None else self.num_kv_heads * hs, **qkv)
-        self.out = Linear(
-            graph / "out",
-            output_size,
-            rng=rng,
-            use_bias=use_bias,
-            kernel_init=kernel_init,
-            kernel_metadata=out_metadata,
-            bias_metadata=_bias_metadata(out_metadata),
-            param_dtype=param_dtype,
-        )
+        self.query = _linear(graph / "query", None if hs is None else self.num_heads * hs, qkv_metadata, **common)
+        self.key = _linear(graph / "key", None if hs is None else self.num_kv_heads * hs, qkv_metadata, **common)
+        self.value = _linear(graph / "value", None if hs is None else self.num_kv_heads * hs, qkv_metadata, **common)
+        self.out = _linear(graph / "out", output_size, out_metadata, **common)
 
     def init_cache(self, batch: int, max_len: int, dtype: Any = jnp.float32, head_size: int | None = None) -> KVCache:
         """An empty cache for ``batch`` sequences of up to ``max_len`` positions."""
@@ -254,9 +243,10 @@ class MultiHeadAttention(Module):
             raise ShapeError(MSG_CACHE_LEN.format(where=where, n=t, max_len=s))
         full_mask = None if mask is None else self._mask4(mask, b, t, s, cache is not None)
         hs = self._head_size(query)
-        q, params = self.query(params, query)
-        k, params = self.key(params, kv)
-        v, params = self.value(params, kv)
+        q, params = self.query(params, query, _output_size=self.num_heads * hs)
+        # With head_size=None the widths are inferred from the query, passed per call (modules stay static).
+        k, params = self.key(params, kv, _output_size=self.num_kv_heads * hs)
+        v, params = self.value(params, kv, _output_size=self.num_kv_heads * hs)
         q = q.reshape(b, t, self.num_heads, hs)
         k = k.reshape(b, kv.shape[1], self.num_kv_heads, hs)
         v = v.reshape(b, kv.shape[1], self.num_kv_heads, hs)
@@ -290,9 +280,7 @@ class MultiHeadAttention(Module):
                 q, k, v, mask=full_mask, is_causal=use_causal_flag, implementation=self.implementation
             )
         y = y.reshape(b, t, self.num_heads * hs)
-        # The output width follows the query's unless fixed; the width is static, so setting it per call is pure.
-        self.out.output_size = query.shape[-1] if self.output_size is None else self.output_size
-        out, params = self.out(params, y)
+        out, params = self.out(params, y, _output_size=query.shape[-1])
         if unbatched:
             out = out[0]
         if cache is not None:
@@ -311,8 +299,6 @@ class MultiHeadAttention(Module):
             raise ShapeError(
                 f"{where} (MultiHeadAttention): rope needs an even head size, got {width} // {self.num_heads} = {hs}."
             )
-        self.query.output_size = self.num_heads * hs
-        self.key.output_size = self.value.output_size = self.num_kv_heads * hs
         return hs
 
     def _check_key_value(self, params: Params, query: jax.Array, key_value: jax.Array) -> None:

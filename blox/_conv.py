@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from ._errors import ShapeError
 from ._graph import Graph
+from ._linear import kernel_and_bias
 from ._module import Module, lead
 from ._params import Params
 from ._paths import path_str
@@ -202,21 +203,7 @@ class _ConvBase(Module):
 
     def _params(self, params: Params, channels: int) -> tuple[jax.Array, jax.Array | None, Params]:
         shape = self.kernel_size + (channels // self.feature_group_count, self.output_channels)
-        kernel, params = self.get_param(
-            params, "kernel", shape, self.kernel_init, self.param_dtype, metadata=self.kernel_metadata, rng=self.rng
-        )
-        bias = None
-        if self.use_bias:
-            bias, params = self.get_param(
-                params,
-                "bias",
-                (self.output_channels,),
-                self.bias_init,
-                self.param_dtype,
-                metadata=self.bias_metadata,
-                rng=self.rng,
-            )
-        return kernel, bias, params
+        return kernel_and_bias(self, params, shape)
 
     def _check_fits(self, sizes, spans, pads, shape: tuple[int, ...]) -> None:
         for axis, (size, span, (lo, hi)) in enumerate(zip(sizes, spans, pads)):

@@ -17,6 +17,35 @@ from ._paths import path_str
 default_kernel_init = jax.nn.initializers.lecun_normal()
 
 
+def kernel_and_bias(layer: Any, params: Params, kernel_shape: tuple[int, ...]) -> tuple[Any, Any, Params]:
+    """Gets (creating on first use) ``layer``'s kernel and, with ``use_bias``, its bias over the last kernel axis.
+
+    ``layer`` is a Linear-like module with ``rng``, ``use_bias``, ``kernel_init``, ``bias_init``,
+    ``kernel_metadata``, ``bias_metadata`` and ``param_dtype`` (Linear, Conv, ConvTranspose).
+    """
+    kernel, params = layer.get_param(
+        params,
+        "kernel",
+        kernel_shape,
+        layer.kernel_init,
+        layer.param_dtype,
+        metadata=layer.kernel_metadata,
+        rng=layer.rng,
+    )
+    bias = None
+    if layer.use_bias:
+        bias, params = layer.get_param(
+            params,
+            "bias",
+            kernel_shape[-1:],
+            layer.bias_init,
+            layer.param_dtype,
+            metadata=layer.bias_metadata,
+            rng=layer.rng,
+        )
+    return kernel, bias, params
+
+
 class Linear(Module):
     """``y = x @ kernel + bias`` over the last axis, for any number of leading axes.
 
@@ -43,7 +72,7 @@ class Linear(Module):
         precision: Any = None,
     ):
         super().__init__(graph)
-        # None keeps the input's width (resolved on each call), for residual branches.
+        # None keeps the input's width (resolved on each call, never stored), for residual branches.
         self.output_size = None if output_size is None else int(output_size)
         self.rng = rng
         self.use_bias = use_bias
@@ -54,33 +83,19 @@ class Linear(Module):
         self.param_dtype = param_dtype
         self.precision = precision
 
-    def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
+    def __call__(self, params: Params, x: jax.Array, *, _output_size: int | None = None) -> tuple[jax.Array, Params]:
+        # ``_output_size`` is for parent modules that infer this layer's width from their own input
+        # (output_size=None); passing it per call keeps every module attribute fixed after construction.
         if jnp.ndim(x) < 1:
             raise ShapeError(
                 f"{path_str(self.path)} (Linear): expected an input with at least one axis (features "
                 f"last), got a scalar of shape {jnp.shape(x)}. Add a feature axis: x[..., None]."
             )
-        size = x.shape[-1] if self.output_size is None else self.output_size
-        kernel, params = self.get_param(
-            params,
-            "kernel",
-            (x.shape[-1], size),
-            self.kernel_init,
-            self.param_dtype,
-            metadata=self.kernel_metadata,
-            rng=self.rng,
-        )
+        size = self.output_size if self.output_size is not None else _output_size
+        size = x.shape[-1] if size is None else size
+        kernel, bias, params = kernel_and_bias(self, params, (x.shape[-1], size))
         y = jnp.matmul(x, kernel, precision=self.precision)
-        if self.use_bias:
-            bias, params = self.get_param(
-                params,
-                "bias",
-                (size,),
-                self.bias_init,
-                self.param_dtype,
-                metadata=self.bias_metadata,
-                rng=self.rng,
-            )
+        if bias is not None:
             y = y + lead(bias, y.ndim)
         return y, params
 

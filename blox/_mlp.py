@@ -8,14 +8,23 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._attention import _bias_metadata
+from ._attention import _linear
 from ._graph import Graph
-from ._linear import Linear, default_kernel_init
+from ._linear import default_kernel_init
 from ._module import Module
 from ._params import Params
 
 
-class MLP(Module):
+class _FeedForward(Module):
+    """What MLP and SwiGLU share: the output width and activation, and Linears built alike."""
+
+    def __init__(self, graph: Graph, output_size: int | None, activation: Callable):
+        super().__init__(graph)
+        self.output_size = output_size
+        self.activation = activation
+
+
+class MLP(_FeedForward):
     """``proj(activation(fc(x)))``: widen to ``hidden_size``, then back to ``output_size``.
 
     ``output_size=None`` keeps the input's width (a residual branch).
@@ -44,29 +53,18 @@ class MLP(Module):
         out_metadata: Mapping | None = None,
         param_dtype: Any = jnp.float32,
     ):
-        super().__init__(graph)
-        self.output_size = output_size
-        self.activation = activation
+        super().__init__(graph, output_size, activation)
         common = dict(rng=rng, use_bias=use_bias, kernel_init=kernel_init, param_dtype=param_dtype)
-        self.fc = Linear(
-            graph / "fc", hidden_size, kernel_metadata=in_metadata, bias_metadata=_bias_metadata(in_metadata), **common
-        )
-        self.proj = Linear(
-            graph / "proj",
-            output_size,
-            kernel_metadata=out_metadata,
-            bias_metadata=_bias_metadata(out_metadata),
-            **common,
-        )
+        self.fc = _linear(graph / "fc", hidden_size, in_metadata, **common)
+        self.proj = _linear(graph / "proj", output_size, out_metadata, **common)
 
     def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
         h, params = self.fc(params, x)
-        # The output width follows the input's unless fixed; it is static, so setting it per call is pure.
-        self.proj.output_size = x.shape[-1] if self.output_size is None else self.output_size
-        return self.proj(params, self.activation(h))
+        # With output_size=None the output keeps the input's width, passed per call (modules stay static).
+        return self.proj(params, self.activation(h), _output_size=x.shape[-1])
 
 
-class SwiGLU(Module):
+class SwiGLU(_FeedForward):
     """The gated feed-forward of Llama-style models: ``down(activation(gate(x)) * up(x))``.
 
     Example:
@@ -91,23 +89,13 @@ class SwiGLU(Module):
         out_metadata: Mapping | None = None,
         param_dtype: Any = jnp.float32,
     ):
-        super().__init__(graph)
-        self.output_size = output_size
-        self.activation = activation
+        super().__init__(graph, output_size, activation)
         common = dict(rng=rng, use_bias=use_bias, kernel_init=kernel_init, param_dtype=param_dtype)
-        inner = dict(kernel_metadata=in_metadata, bias_metadata=_bias_metadata(in_metadata), **common)
-        self.gate = Linear(graph / "gate", hidden_size, **inner)
-        self.up = Linear(graph / "up", hidden_size, **inner)
-        self.down = Linear(
-            graph / "down",
-            output_size,
-            kernel_metadata=out_metadata,
-            bias_metadata=_bias_metadata(out_metadata),
-            **common,
-        )
+        self.gate = _linear(graph / "gate", hidden_size, in_metadata, **common)
+        self.up = _linear(graph / "up", hidden_size, in_metadata, **common)
+        self.down = _linear(graph / "down", output_size, out_metadata, **common)
 
     def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
         g, params = self.gate(params, x)
         u, params = self.up(params, x)
-        self.down.output_size = x.shape[-1] if self.output_size is None else self.output_size
-        return self.down(params, self.activation(g) * u)
+        return self.down(params, self.activation(g) * u, _output_size=x.shape[-1])

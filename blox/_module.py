@@ -157,6 +157,8 @@ class Module:
             )
         graph._bind(self)
         self.__dict__["_config"] = self.__dict__.get("_config", {})
+        # Set here, not first in _call_module, so a call leaves vars(module) as construction made it.
+        self.__dict__["_active"] = False
         self.graph = graph
 
     # --- identity -----------------------------------------------------------

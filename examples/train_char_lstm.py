@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import pathlib
 import time
 
 import jax
@@ -24,20 +23,6 @@ import numpy as np
 import optax
 
 import blox as bx
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def load_corpus(root: pathlib.Path = ROOT) -> str:
-    files = sorted(root.glob("docs/*.md")) + sorted(root.glob("blox/*.py"))
-    return "\n".join(f.read_text(encoding="utf-8") for f in files)
-
-
-def unigram_entropy(ids: np.ndarray, vocab: int) -> float:
-    """Entropy of the character frequencies, in nats per character."""
-    p = np.bincount(ids, minlength=vocab) / len(ids)
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
 
 
 class CharLSTM(bx.Module):
@@ -105,14 +90,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=os.path.join("out", "char_lstm.safetensors"))
     args = parser.parse_args(argv)
 
-    text = load_corpus()
-    chars = sorted(set(text))
-    index = {c: i for i, c in enumerate(chars)}
-    ids = np.array([index[c] for c in text], np.int32)
-    split = int(0.9 * len(ids))
-    train, held_out = ids[:split], ids[split:]
+    from examples._text import char_corpus, unigram_entropy  # inside, so the file also loads without the package
+
+    corpus = char_corpus()
+    chars, index, train, held_out = corpus.chars, corpus.index, corpus.train, corpus.held_out
     entropy = unigram_entropy(train, len(chars))
-    print(f"corpus: {len(ids):,} characters, vocabulary {len(chars)}, unigram entropy {entropy:.3f} nats/char")
+    print(f"corpus: {len(corpus.text):,} characters, vocabulary {len(chars)}, unigram entropy {entropy:.3f} nats/char")
 
     model = build_model(len(chars), args.hidden)
     params = bx.seed_all(model.graph.root, bx.Params(), args.seed)

@@ -17,7 +17,6 @@ checkpoint with ``bx.save`` and prints a sample.
 """
 
 import argparse
-import glob
 import json
 import os
 import time
@@ -29,27 +28,6 @@ import optax
 from tqdm import tqdm
 
 import blox as bx
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_corpus(root: str = ROOT) -> str:
-    """The repository's docs and library source, in a fixed order."""
-    files = sorted(glob.glob(os.path.join(root, "docs", "*.md"))) + sorted(
-        glob.glob(os.path.join(root, "blox", "*.py"))
-    )
-    parts = []
-    for path in files:
-        with open(path, encoding="utf-8") as f:
-            parts.append(f.read())
-    return "\n".join(parts)
-
-
-def unigram_entropy(ids: np.ndarray, vocab_size: int) -> float:
-    """Entropy in nats of the character frequencies: the loss of the best context-free model."""
-    p = np.bincount(ids, minlength=vocab_size) / len(ids)
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
 
 
 class CharTransformer(bx.Module):
@@ -119,15 +97,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     """Trains, evaluates, checkpoints and samples; returns the numbers it printed."""
+    from examples._text import char_corpus, unigram_entropy  # inside, so the file also loads without the package
+
     args = parse_args(argv)
-    text = load_corpus()
-    chars = sorted(set(text))
-    index = {c: i for i, c in enumerate(chars)}
-    data = np.array([index[c] for c in text], dtype=np.int32)
-    split = int(0.9 * len(data))
-    train, val = data[:split], data[split:]
+    corpus = char_corpus()
+    chars, index, train, val = corpus.chars, corpus.index, corpus.train, corpus.held_out
     unigram = unigram_entropy(train, len(chars))
-    print(f"corpus: {len(text):,} characters, vocabulary {len(chars)}; unigram entropy {unigram:.3f} nats")
+    print(f"corpus: {len(corpus.text):,} characters, vocabulary {len(chars)}; unigram entropy {unigram:.3f} nats")
 
     graph = bx.Graph("char")
     model = CharTransformer(graph / "model", len(chars), args.width, args.layers, args.heads, args.dropout)

@@ -231,3 +231,30 @@ def test_head_size_none_is_inferred_from_the_width():
     with pytest.raises(ValueError, match="init_cache needs the head size"):
         inferred.init_cache(1, 4)
     assert inferred.init_cache(1, 4, head_size=4).key.shape == (1, 4, 2, 4)
+
+
+def _vars_snapshot(graph):
+    return {path: dict(vars(module)) for path, module in graph.walk()}
+
+
+@pytest.mark.parametrize(
+    ("build", "kernel", "shape"),
+    [
+        (lambda g, rng: bx.MultiHeadAttention(g / "m", 4, None, rng, num_kv_heads=2), "key", (16, 8)),
+        (lambda g, rng: bx.MLP(g / "m", 24, rng), "proj", (24, 16)),
+        (lambda g, rng: bx.SwiGLU(g / "m", 24, rng), "down", (24, 16)),
+        (lambda g, rng: bx.TransformerBlock(g / "m", 4, None, 24, rng, mlp="swiglu"), "mlp/down", (24, 16)),
+    ],
+    ids=["attention", "mlp", "swiglu", "block"],
+)
+def test_width_inference_leaves_every_module_unchanged(build, kernel, shape):
+    # Regression: inferred widths were once written into the child Linears' output_size during a call.
+    g = bx.Graph("net")
+    rng = bx.Rng(g / "rng")
+    model = build(g, rng)
+    before = _vars_snapshot(g)
+    y, params = model(rng.seed(bx.Params(), 0), jnp.ones((2, 3, 16)))
+    assert y.shape == (2, 3, 16)
+    assert params[f"net/m/{kernel}/kernel"].value.shape == shape
+    assert _vars_snapshot(g) == before
+    assert len(before) > 2  # the snapshot covers the children, not just the parent
