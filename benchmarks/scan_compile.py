@@ -83,7 +83,7 @@ def write_section(body: str) -> None:
         "axis, so the program stays the same size as N grows.\n\n"
         f"Command: `python -m benchmarks.scan_compile` (jax {jax.__version__}, {platform.machine()} CPU, "
         f"{os.cpu_count()} cores; 1-minute load average {os.getloadavg()[0]:.1f} when it finished; compare the "
-        "columns within a run, as absolute seconds grow with machine load).\n\n{body}\n"
+        f"columns within a run, as absolute seconds grow with machine load).\n\n{body}\n"
     )
     pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
