@@ -38,8 +38,8 @@ STRATEGIES = ("fsdp", "tp", "metadata")
 MAX_SIMULATED_DEVICES = 2048
 
 MSG_MESH_SYNTAX = (
-    "cannot read --mesh {text!r}; expected comma-separated AXIS=SIZE pairs with positive sizes and distinct "
-    "names, e.g. --mesh data=8 or --mesh data=8,model=4."
+    "cannot read --mesh {text!r}: expected comma-separated NAME=SIZE pairs with positive sizes and distinct "
+    "names, e.g. --mesh data=8 or --mesh data=8,model=4; the problem is at {part!r}."
 )
 MSG_MESH_TOO_BIG = (
     "--mesh {text} has {n} devices, more than the {limit} fake CPU devices this tool can simulate to compile "
@@ -74,8 +74,11 @@ MSG_BATCH = (
 )
 
 
-def parse_mesh(text: str) -> dict[str, int]:
+def parse_mesh(text: str, max_devices: int | None = MAX_SIMULATED_DEVICES) -> dict[str, int]:
     """``'data=8,model=4'`` -> ``{'data': 8, 'model': 4}`` (order kept: it is the mesh's axis order).
+
+    The one parser of ``--mesh`` for every command. ``max_devices`` is the simulation limit of
+    commands that compile for the mesh; ``None`` (pure metadata analysis) sets no limit.
 
     Example:
         >>> parse_mesh('data=8,model=4')
@@ -85,11 +88,11 @@ def parse_mesh(text: str) -> dict[str, int]:
     for part in text.split(","):
         m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=\s*(\d+)\s*", part)
         if not m or int(m.group(2)) < 1 or m.group(1) in mesh:
-            raise InspectError(MSG_MESH_SYNTAX.format(text=text))
+            raise InspectError(MSG_MESH_SYNTAX.format(text=text, part=part))
         mesh[m.group(1)] = int(m.group(2))
     n = math.prod(mesh.values())
-    if n > MAX_SIMULATED_DEVICES:
-        raise InspectError(MSG_MESH_TOO_BIG.format(text=text, n=n, limit=MAX_SIMULATED_DEVICES))
+    if max_devices is not None and n > max_devices:
+        raise InspectError(MSG_MESH_TOO_BIG.format(text=text, n=n, limit=max_devices))
     return mesh
 
 

@@ -49,24 +49,17 @@ class Trace:
 
 
 def parse_mesh(text: str | None) -> dict[str, int] | None:
-    """``'data=8,model=4'`` -> ``{'data': 8, 'model': 4}``.
+    """``'data=8,model=4'`` -> ``{'data': 8, 'model': 4}``; no text -> None.
+
+    Sharding checks read metadata only, so any mesh size is allowed (no simulation limit).
 
     Example:
         >>> parse_mesh('data=8,model=4')
         {'data': 8, 'model': 4}
     """
-    if not text:
-        return None
-    mesh: dict[str, int] = {}
-    for part in text.split(","):
-        name, sep, size = part.partition("=")
-        if not sep or not name.strip() or not size.strip().isdigit() or int(size) < 1:
-            raise InspectError(
-                f"--mesh {text!r}: expected comma-separated NAME=SIZE pairs with positive sizes, "
-                f"e.g. --mesh data=8,model=4; got {part!r}."
-            )
-        mesh[name.strip()] = int(size)
-    return mesh
+    from .._shard_plan import parse_mesh as parse_mesh_text
+
+    return parse_mesh_text(text, max_devices=None) if text else None
 
 
 class CheckContext:

@@ -161,6 +161,11 @@ def test_unknown_ignore_code_is_an_error():
 def test_bad_mesh_is_an_error():
     with pytest.raises(InspectError, match=r"--mesh 'data8': expected comma-separated NAME=SIZE pairs"):
         parse_mesh("data8")
+    # Regression: check's own parser kept the last size of a repeated axis without a word.
+    with pytest.raises(InspectError, match=r"--mesh 'data=2,data=4'.*distinct names.*'data=4'"):
+        parse_mesh("data=2,data=4")
+    # Sharding checks need no devices, so the compile-simulation limit of `cost` does not apply.
+    assert parse_mesh("data=4096,model=2") == {"data": 4096, "model": 2}
 
 
 def test_forward_and_train_step_are_traced_once(monkeypatch):
