@@ -105,21 +105,27 @@ FOLD_NOTE = "rows of a folded run (×N) show the totals of all N blocks"
 def human(n: float | int | None, unit: str = "", si: bool = False) -> str:
     """124439808 -> '124.4M', 7e9 -> '7.0B'; with unit 'FLOP' -> '1.2 GFLOP'; with unit 'B' -> '497.8 MiB'.
 
-    ``si=True`` uses SI prefixes without a unit (FLOP columns: '293.5G').
+    ``si=True`` uses SI prefixes without a unit (FLOP columns: '293.5G'). Every renderer of a
+    Report formats numbers through this one function.
+
+    Example:
+        >>> human(124_439_808), human(999_960), human(6_738_415_616, si=True), human(1023 * 1024 + 1000, "B")
+        ('124.4M', '1.0M', '6.7G', '1.0 MiB')
     """
     if n is None:
         return "-"
     if unit == "B":
         value = float(n)
         for suffix in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-            if abs(value) < 1024 or suffix == "PiB":
+            # Compare the value as printed (one decimal), so 1023.97 KiB carries to 1.0 MiB.
+            if abs(round(value, 1)) < 1024 or suffix == "PiB":
                 return f"{int(value)} B" if suffix == "B" else f"{value:.1f} {suffix}"
             value /= 1024
     value = float(n)
     # Counts read 7.0B (billions, as model sizes are quoted); FLOPs take SI prefixes (1.2 GFLOP).
     suffixes = ("", "K", "M", "G", "T", "P", "E") if unit or si else ("", "K", "M", "B", "T", "P", "E")
     for suffix in suffixes:
-        if abs(value) < 1000 or suffix == "E":
+        if abs(round(value, 1)) < 1000 or suffix == "E":  # 999,960 reads 1.0M, not 1000.0K
             if suffix == "":
                 text = f"{int(n):,}" if float(n).is_integer() else f"{value:.1f}"
                 return f"{text} {unit}".rstrip() if unit else text

@@ -28,6 +28,7 @@ import graphviz
 from .._errors import InspectError
 from .._report import ModuleInfo, Report, TensorSpec
 from ._diagram import IO_ENDPOINT, Item, Plan, plan
+from ._rows import human
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
 COLORINGS = ("type", "params", "flops")
@@ -252,10 +253,10 @@ class _Builder:
 
     def _stats(self, item: Item) -> str:
         times = f"{item.times} &#215; " if item.fold else ""
-        params = f"params {times}{_human(item.params // item.times)}" if item.params else "no params"
+        params = f"params {times}{human(item.params // item.times)}" if item.params else "no params"
         if item.fold and item.params:
-            params += f" = {_human(item.params)}"
-        flops = f" | FLOPs {_human(item.flops, flops=True)}" if item.flops else ""
+            params += f" = {human(item.params)}"
+        flops = f" | FLOPs {human(item.flops, si=True)}" if item.flops else ""
         return params + flops
 
     def _tooltip(self, item: Item) -> str:
@@ -293,8 +294,8 @@ class _Builder:
             rows.append((SCALE_COLORS[0], f"no {what}"))
             flops = self.color == "flops"
             for k, hi in enumerate(self.bins):
-                span = f"{_human(self.bins[k - 1], flops)} to " if k else "up to "
-                rows.append((SCALE_COLORS[k + 1], f"{span}{_human(hi, flops)} {what}"))
+                span = f"{human(self.bins[k - 1], si=flops)} to " if k else "up to "
+                rows.append((SCALE_COLORS[k + 1], f"{span}{human(hi, si=flops)} {what}"))
         if not rows:
             return
         cells = "".join(
@@ -367,17 +368,6 @@ def _config_text(m: ModuleInfo, paths: set[str]) -> str:
         parts.append(text if len(text) <= MAX_CONFIG_CHARS else text[: MAX_CONFIG_CHARS - 3] + "...")
     more = len(config) - MAX_CONFIG_ITEMS
     return ", ".join(parts) + (f", +{more}" if more > 0 else "")
-
-
-def _human(n: int, flops: bool = False) -> str:
-    """1234 -> '1.2K'; params use K/M/B/T, FLOPs K/M/G/T/P."""
-    units = ("", "K", "M", "G", "T", "P") if flops else ("", "K", "M", "B", "T", "Q")
-    k = 0
-    x = float(n)
-    while abs(x) >= 999.5 and k < len(units) - 1:
-        x /= 1000
-        k += 1
-    return f"{int(x)}" if k == 0 else f"{x:.1f}{units[k]}"
 
 
 def _log_bins(values: list[int], n: int) -> list[int]:
