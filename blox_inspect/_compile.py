@@ -14,7 +14,6 @@ from collections import defaultdict
 from typing import Any
 
 import jax
-import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 import blox as bx
@@ -23,6 +22,7 @@ from ._cost_report import CollectiveStats, CompiledFacts, LoopInfo, MemoryStats,
 from ._hlo_parse import COLLECTIVES, find_collectives, find_loops
 from ._programs import Program
 from ._shard_plan import ShardPlan, partition_spec, spec_str, state_specs
+from ._units import array_bytes
 
 
 def xla_cost(source: Any) -> XlaCost:
@@ -96,18 +96,10 @@ def _short_shape(shape: str) -> str:
     return arrays[0] if len(arrays) == 1 else f"({arrays[0]} + {len(arrays) - 1} more)"
 
 
-def _nbytes(shape: tuple[int, ...], dtype: Any) -> int:
-    try:
-        itemsize = np.dtype(dtype).itemsize
-    except TypeError:  # extended dtypes (PRNG keys) expose itemsize themselves
-        itemsize = getattr(dtype, "itemsize", 4)
-    return int(np.prod(shape, dtype=np.int64)) * int(itemsize)
-
-
 def _device_bytes(leaf: Any, sharding: Any) -> int:
     shape = tuple(leaf.shape)
     local = sharding.shard_shape(shape) if sharding is not None and hasattr(sharding, "shard_shape") else shape
-    return _nbytes(tuple(local), leaf.dtype)
+    return array_bytes(tuple(local), leaf.dtype)
 
 
 def make_mesh(plan: ShardPlan, devices: list | None = None) -> jax.sharding.Mesh:
@@ -196,7 +188,7 @@ def _argument_bytes(program: Program, args: tuple, compiled: Any, plan: ShardPla
             totals[group] += device
             if group in ("params", "trainable", "rest"):
                 path = kp[0].key
-                full = _nbytes(tuple(leaf.shape), leaf.dtype)
+                full = array_bytes(tuple(leaf.shape), leaf.dtype)
                 spec = plan.params.get(path, ()) if plan is not None else ()
                 rows.append(
                     ParamShard(

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import blox as bx
@@ -25,6 +24,7 @@ from ._flops import count_flops
 from ._loading import LoadedModel
 from ._report import CallInfo, ModuleInfo, ParamInfo, Report, TensorSpec, Totals
 from ._trace import Trace, abstractify, run_observed, spec_of, trace_forward
+from ._units import array_bytes
 
 Progress = Callable[[str], None]
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
@@ -207,13 +207,6 @@ def _config(module: bx.Module) -> dict[str, str]:
     return {k: short(v) for k, v in module.config.items()}
 
 
-def itemsize(dtype: Any) -> int:
-    try:
-        return int(jnp.dtype(dtype).itemsize)
-    except TypeError:
-        return 8 if "key" in str(dtype) else 4
-
-
 def _param_infos(params: bx.Params) -> list[ParamInfo]:
     out = []
     for path, p in params.items():
@@ -227,7 +220,7 @@ def _param_infos(params: bx.Params) -> list[ParamInfo]:
                 shape=[int(d) for d in v.shape],
                 dtype=str(v.dtype),
                 size=size,
-                bytes=size * int(v.dtype.itemsize),
+                bytes=array_bytes(v.shape, v.dtype),
                 trainable=p.trainable,
                 metadata={k: short(m) for k, m in (p.metadata or {}).items()},
             )
@@ -431,7 +424,7 @@ def memory_stats(compiled: Any) -> dict[str, int]:
 
 
 def tensor_bytes(t: TensorSpec) -> int:
-    return int(np.prod(t.shape)) * itemsize(t.dtype) if t.shape else itemsize(t.dtype)
+    return array_bytes(t.shape, t.dtype)
 
 
 def train_memory_estimate(report: Report, trace: Trace | None = None) -> dict[str, int]:

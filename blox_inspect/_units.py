@@ -1,8 +1,36 @@
-"""Human-readable sizes, counts and durations for reports (exact integers stay in JSON)."""
+"""Sizes of arrays, and human-readable sizes, counts and durations for reports (exact integers stay in JSON)."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import jax.numpy as jnp
+
 DASH = "—"
+
+
+def itemsize(dtype: Any) -> int:
+    """Bytes per element of a dtype, a dtype name, or a JAX extended dtype (PRNG keys).
+
+    Example:
+        >>> import jax
+        >>> itemsize('bfloat16'), itemsize(jax.eval_shape(lambda: jax.random.key(0)).dtype), itemsize('key<fry>')
+        (2, 8, 8)
+    """
+    size = getattr(dtype, "itemsize", None)  # numpy dtypes and JAX's key dtypes know their own size
+    if size is not None:
+        return int(size)
+    try:
+        return int(jnp.dtype(dtype).itemsize)
+    except TypeError:
+        # A key dtype's name from a saved report ('key<fry>'): threefry keys are two uint32 words.
+        return 8 if "key" in str(dtype) else 4
+
+
+def array_bytes(shape: Any, dtype: Any) -> int:
+    """Bytes of an array of ``shape`` and ``dtype`` (a scalar for ``shape == ()``)."""
+    return math.prod(int(d) for d in shape) * itemsize(dtype)
 
 
 def human_bytes(n: int | None) -> str:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jax
-import numpy as np
 
 import blox as bx
 import blox._module as bx_module
@@ -23,6 +22,7 @@ from blox._rng import Rng
 from .._errors import InspectError
 from .._loading import LoadedModel
 from .._train import make_train_step
+from .._units import array_bytes
 from ._program import Program, is_inexact
 
 MSG_FORWARD_FAILED = (
@@ -235,9 +235,5 @@ class CheckContext:
 
 
 def nbytes(aval: Any) -> int:
-    shape = getattr(aval, "shape", ())
-    try:
-        itemsize = np.dtype(aval.dtype).itemsize
-    except TypeError:
-        itemsize = 8
-    return int(np.prod(shape, dtype=np.int64)) * itemsize if shape else itemsize
+    """Bytes of an abstract value (jaxpr var aval, ShapeDtypeStruct or array)."""
+    return array_bytes(getattr(aval, "shape", ()), aval.dtype)
