@@ -59,17 +59,11 @@ def _call_module(module: Module, method: Callable, params: Params, args: tuple, 
 def _scoped(method: Callable) -> Callable:
     @functools.wraps(method)
     def wrapper(self, params, *args, **kwargs):
-        return _dispatch(self, method, params, args, kwargs)
+        # A global lookup at call time: tools that swap _call_module (see its docstring) are seen here.
+        return _call_module(self, method, params, args, kwargs)
 
     wrapper.__blox_scoped__ = True  # type: ignore[attr-defined]
     return wrapper
-
-
-def _dispatch(module, method, params, args, kwargs):
-    # Looked up at call time so that tools can swap _call_module (see its docstring).
-    from . import _module
-
-    return _module._call_module(module, method, params, args, kwargs)
 
 
 def _takes_params(fn: Callable) -> bool:
