@@ -61,6 +61,7 @@ class TensorInfo:
     metadata: dict
     offsets: tuple[int, int]
     key_impl: str | None = None
+    stored: str = "F32"  # the safetensors dtype code of the bytes (a key's raw data is U32)
 
     @property
     def nbytes(self) -> int:
@@ -157,6 +158,7 @@ def read_header(file: str | os.PathLike) -> CheckpointHeader:
                 metadata=e.get("metadata", {}) if e else {},
                 offsets=(int(lo), int(hi)),
                 key_impl=e.get("key_impl") if e else None,
+                stored=code,
             )
         )
     tensors.sort(key=lambda t: t.offsets[0])
@@ -170,15 +172,9 @@ def _foreign_path(name: str) -> Path:
 
 def _read_array(f, header: CheckpointHeader, t: TensorInfo) -> np.ndarray:
     f.seek(header.data_start + t.offsets[0])
-    buf = f.read(t.nbytes)
-    code = next(
-        k for k, v in _DTYPES.items() if np.dtype(v).name == (np.dtype("uint32").name if t.key_impl else t.dtype)
-    )
-    stored_shape = tuple(json_shape for json_shape in t.shape)
-    arr = np.frombuffer(buf, dtype=np.dtype(_DTYPES[code]).newbyteorder("<"))
-    if t.key_impl:
-        return arr
-    return arr.reshape(stored_shape)
+    arr = np.frombuffer(f.read(t.nbytes), dtype=np.dtype(_DTYPES[t.stored]).newbyteorder("<"))
+    # A key's stored shape adds its impl's trailing words; callers reshape it (see load).
+    return arr if t.key_impl else arr.reshape(t.shape)
 
 
 def load(file: str | os.PathLike, like: Params | None = None, *, abstract: bool = False) -> Params:
