@@ -95,17 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(path: str):
-    import json
-
     from .._cost_report import CostReport
-    from .._errors import InspectError
+    from .._loading import read_saved_report
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            return CostReport.from_json(f.read())
-    except OSError as e:
-        raise InspectError(f"--load {path}: cannot read it ({e.strerror}).") from e
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InspectError(
-            f"--load {path}: not a cost report written by `blox-inspect cost --format json` ({type(e).__name__}: {e})."
-        ) from e
+    return read_saved_report(path, CostReport, "blox-inspect cost MODEL --format json -o cost.json")

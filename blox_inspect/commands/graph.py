@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
 def load_report(args: argparse.Namespace):
     """The Report to draw: ``--load`` a saved one, or analyse the model file (the one place that calls analysis)."""
     from .._errors import InspectError
+    from .._loading import read_saved_report
     from .._report import Report
 
     if args.load:
@@ -97,30 +98,11 @@ def load_report(args: argparse.Namespace):
             raise InspectError(
                 f"--load {args.load} draws a saved report; it takes no model file or --params ({given})."
             )
-        try:
-            with open(args.load, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise InspectError(
-                f"--load {args.load}: cannot read it ({e.strerror}). Pass a report saved as JSON."
-            ) from e
-        try:
-            return Report.from_json(text)
-        except (ValueError, KeyError, TypeError) as e:
-            raise InspectError(
-                f"--load {args.load}: not a blox-inspect report ({type(e).__name__}: {e}). "
-                "Save one with `blox-inspect summary MODEL --format json -o report.json`."
-            ) from e
+        return read_saved_report(args.load, Report, "blox-inspect summary MODEL --format json -o report.json")
     if not args.model:
         raise InspectError("graph needs a model file (file.py or file.py:FACTORY) or --load REPORT.json.")
-    try:
-        from .._summary import summarize_loaded
-    except ImportError as e:
-        raise InspectError(
-            "this blox-inspect cannot analyse model files yet (blox_inspect._summary is missing); "
-            "draw a saved report with --load REPORT.json."
-        ) from e
     from .._loading import load_model
+    from .._summary import summarize_loaded
 
     # Drawing needs shapes, params and FLOPs only: skip the XLA compile (cost and memory analysis).
     return summarize_loaded(load_model(args.model), xla=False, params_file=args.params)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import sys
 from typing import Any
@@ -76,17 +75,10 @@ def progress():
 
 
 def load_report(path: str):
+    from .._loading import read_saved_report
     from .._report import Report
 
-    if not os.path.exists(path):
-        raise InspectError(f"{path}: no such report file. Save one with --format json -o FILE.")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return Report.from_json(f.read())
-    except InspectError:
-        raise
-    except Exception as e:
-        raise InspectError(f"{path}: not a blox-inspect JSON report ({type(e).__name__}: {e}).") from e
+    return read_saved_report(path, Report, "blox-inspect summary MODEL --format json -o report.json")
 
 
 def check_budgets(report, max_params: int | None, max_flops: int | None) -> None:
