@@ -131,7 +131,8 @@ def run(argv: list[str]) -> Result:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} ... failed:\n{error}")
     inner = [float(line[6:]) for line in text.splitlines() if line.startswith("inner=")]
-    # Linux reports ru_maxrss in KiB.
+    # Linux reports ru_maxrss in KiB, and carries a parent's peak across fork+exec into the child's:
+    # this driver imports nothing heavy and runs every case in a child, so the number is the child's.
     return Result(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, inner[0] if inner else None)
 
 

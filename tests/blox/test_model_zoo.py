@@ -79,7 +79,12 @@ for name in ["build_7b", "build_7b_scan", "build_70b"]:
     params = jax.eval_shape(lambda ids: model(bx.seed_all(model.graph.root, bx.Params()), ids)[1], *inputs)
     out[name] = sum(math.prod(p.value.shape) for p in params.values() if p.trainable)
     out[name + "_dtype"] = str(params["llama/model/norm/scale"].value.dtype)
-out["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM is this process's own peak; ru_maxrss would also carry the forking pytest worker's peak across exec.
+try:
+    with open("/proc/self/status") as f:
+        out["maxrss_kib"] = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+except OSError:
+    out["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps(out))
 """
 
