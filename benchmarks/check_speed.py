@@ -22,8 +22,8 @@ def target() -> str:
 
 
 def phases(spec: str) -> list[tuple[str, float]]:
-    from blox_inspect._loading import load_model
     from blox_inspect.checks import CheckContext, run_checks
+    from blox_inspect.load.model_file import load_model
 
     rows = []
     t = time.perf_counter()

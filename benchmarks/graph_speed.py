@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT / "tests" / "blox_inspect"))
 import graph_reports  # noqa: E402
 
 from blox_inspect import InspectError  # noqa: E402
+from blox_inspect.analysis.diagram import plan  # noqa: E402
 from blox_inspect.renderers import _layout  # noqa: E402
-from blox_inspect.renderers._diagram import plan  # noqa: E402
 from blox_inspect.renderers.graphviz import build_graph  # noqa: E402
 
 LIMIT = 30  # seconds one layout may take here
@@ -48,8 +48,8 @@ def _best(fn, repeat: int = 3) -> tuple[float, object]:
 def _report(spec: str, synthetic):
     """The example's real report (and the analysis time), or the synthetic stand-in."""
     if os.path.exists(ROOT / spec.split(":")[0]):
-        from blox_inspect._loading import load_model
-        from blox_inspect._summary import summarize_loaded
+        from blox_inspect.analysis.summary import summarize_loaded
+        from blox_inspect.load.model_file import load_model
 
         t0 = time.perf_counter()
         report = summarize_loaded(load_model(str(ROOT / spec)), xla=False)

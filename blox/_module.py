@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -38,28 +41,118 @@ MSG_DTYPE = (
 )
 
 
-def _call_module(module: Module, method: Callable, params: Params, args: tuple, kwargs: dict):
-    """Runs one module method inside the named scope of its graph path.
+@dataclass(frozen=True)
+class ModuleCall:
+    """One module call, as an observer of :func:`observe_calls` sees it.
 
-    Every scoped call goes through here, so tools (blox_inspect) can observe
-    module calls by temporarily replacing this function; they restore it in
-    ``finally``. blox itself keeps no global state.
+    Attributes:
+        module: the module being called.
+        method: the method's name (``'__call__'`` for a plain call).
+        caller: the module whose call is running around this one (None at top level).
+        params, args, kwargs: the call's arguments.
     """
-    if module._active:
-        # A subclass calling super().__call__ stays one call of one module.
-        return method(module, params, *args, **kwargs)
-    module._active = True
+
+    module: Module
+    method: str
+    caller: Module | None
+    params: Params
+    args: tuple
+    kwargs: dict
+
+
+@dataclass(frozen=True)
+class _CallState:
+    observers: tuple = ()
+    stack: tuple = ()  # modules whose calls are running in this context, outermost first
+
+
+_CALLS: ContextVar[_CallState] = ContextVar("blox_module_calls", default=_CallState())
+
+
+@contextlib.contextmanager
+def observe_calls(observer: Callable[[ModuleCall, Callable[..., Any]], Any]) -> Iterator[None]:
+    """Watches every module call made in this context (thread or async task) while the block runs.
+
+    ``observer(call, proceed)`` is called for each module call, with a :class:`ModuleCall` and a
+    function ``proceed(params, *args, **kwargs)`` that runs the call (and any observers registered
+    inside this one) and returns its result; the observer returns what the call should return. It
+    may record the call, change its arguments or wrap its outputs. Observers stack: one registered
+    inside another's block runs closer to the call. A module re-entering itself (``super().__call__``,
+    or one of its own methods) is one call and is not observed again. The previous state is restored
+    in ``finally``, even when the block raises; other threads and tasks never see the observer.
+
+    Example:
+        >>> import jax.numpy as jnp, blox as bx
+        >>> g = bx.Graph('net')
+        >>> rng = bx.Rng(g / 'rng')
+        >>> model = bx.Sequential(g / 'mlp', [bx.Linear(g / 'a', 4, rng), jnp.tanh, bx.Linear(g / 'b', 2, rng)])
+        >>> params, seen = rng.seed(bx.Params(), 0), []
+        >>> def record(call, proceed):
+        ...     seen.append(call.module.graph.path_str)
+        ...     return proceed(call.params, *call.args, **call.kwargs)
+        >>> with bx.observe_calls(record):
+        ...     _ = model(params, jnp.ones((1, 3)))
+        >>> seen
+        ['net/mlp', 'net/a', 'net/rng', 'net/rng', 'net/b', 'net/rng', 'net/rng']
+    """
+    state = _CALLS.get()
+    token = _CALLS.set(_CallState(state.observers + (observer,), state.stack))
     try:
-        with jax.named_scope(module.scope_name):
-            return method(module, params, *args, **kwargs)
+        yield
     finally:
-        module._active = False
+        _CALLS.reset(token)
+
+
+def scope_for(path: Path, caller_path: Path | None) -> str:
+    """The ``jax.named_scope`` a module at ``path`` opens when called inside ``caller_path``'s call.
+
+    A module called inside its graph ancestor's call opens its path relative to the ancestor, so
+    name stacks (and HLO ``op_name`` metadata) spell each module's path once:
+    ``gpt2/transformer/h/0/attn``. Any other call (top level, or a module injected from another
+    part of the graph) opens its full path.
+
+    Example:
+        >>> scope_for(('gpt2', 'h', '0'), ('gpt2',)), scope_for(('enc', 'emb'), ('dec',))
+        ('h/0', 'enc/emb')
+    """
+    if caller_path is not None and len(caller_path) < len(path) and path[: len(caller_path)] == caller_path:
+        return path_str(path[len(caller_path) :])
+    return path_str(path)
+
+
+def _call_module(module: Module, method: Callable, params: Params, args: tuple, kwargs: dict):
+    """Runs one module method inside its named scope, through the observers of this context."""
+    state = _CALLS.get()
+    if any(m is module for m in state.stack):
+        # A subclass calling super().__call__, or a module calling its own method: one call.
+        return method(module, params, *args, **kwargs)
+    caller = state.stack[-1] if state.stack else None
+    scope = scope_for(module.path, None if caller is None else caller.path)
+
+    def run(params, *args, **kwargs):
+        token = _CALLS.set(_CallState(state.observers, state.stack + (module,)))
+        try:
+            with jax.named_scope(scope):
+                return method(module, params, *args, **kwargs)
+        finally:
+            _CALLS.reset(token)
+
+    proceed = run
+    for observer in reversed(state.observers):
+        proceed = _bind_observer(observer, module, method.__name__, caller, proceed)
+    return proceed(params, *args, **kwargs)
+
+
+def _bind_observer(observer, module, method_name, caller, proceed):
+    def observed(params, *args, **kwargs):
+        return observer(ModuleCall(module, method_name, caller, params, args, kwargs), proceed)
+
+    return observed
 
 
 def _scoped(method: Callable) -> Callable:
     @functools.wraps(method)
     def wrapper(self, params, *args, **kwargs):
-        # A global lookup at call time: tools that swap _call_module (see its docstring) are seen here.
         return _call_module(self, method, params, args, kwargs)
 
     wrapper.__blox_scoped__ = True  # type: ignore[attr-defined]
@@ -129,8 +222,6 @@ class Module:
         ([('net', 'scale', 's')], {})
     """
 
-    _active: bool = False
-
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
@@ -151,8 +242,6 @@ class Module:
             )
         graph._bind(self)
         self.__dict__["_config"] = self.__dict__.get("_config", {})
-        # Set here, not first in _call_module, so a call leaves vars(module) as construction made it.
-        self.__dict__["_active"] = False
         self.graph = graph
 
     # --- identity -----------------------------------------------------------
@@ -166,7 +255,7 @@ class Module:
 
     @property
     def scope_name(self) -> str:
-        """The ``jax.named_scope`` string of this module: its escaped, ``/``-joined path."""
+        """This module's escaped, ``/``-joined path: what name stacks resolve to (see :func:`scope_for`)."""
         return self.graph.path_str
 
     @property

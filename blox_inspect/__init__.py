@@ -1,16 +1,45 @@
-"""blox_inspect: inspect blox models abstractly (shapes, params, FLOPs, costs, diagrams, checks)."""
+"""blox_inspect: inspect blox models abstractly (shapes, params, FLOPs, costs, diagrams, checks).
 
-from ._cost import cost as cost
-from ._cost_report import CostReport as CostReport
-from ._errors import InspectError as InspectError
-from ._loading import LoadedModel as LoadedModel
-from ._loading import load_model as load_model
-from ._networkx import fan_in as fan_in
-from ._networkx import fan_out as fan_out
-from ._networkx import longest_path as longest_path
-from ._networkx import topological_order as topological_order
-from ._report import Report as Report
-from ._summary import summarize_loaded as summarize_loaded
-from ._summary import summary as summary
-from .checks import Finding as Finding
-from .checks import check as check
+Names are imported on first use (module ``__getattr__``), so ``blox-inspect --help`` and
+``--load report.json`` start without importing JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "CostReport": "blox_inspect.report.cost",
+    "Finding": "blox_inspect.report.finding",
+    "InspectError": "blox_inspect.common.errors",
+    "LoadedModel": "blox_inspect.load.model_file",
+    "Report": "blox_inspect.report.model",
+    "check": "blox_inspect.checks._run",
+    "cost": "blox_inspect.analysis.cost",
+    "fan_in": "blox_inspect.analysis.dataflow",
+    "fan_out": "blox_inspect.analysis.dataflow",
+    "load_model": "blox_inspect.load.model_file",
+    "longest_path": "blox_inspect.analysis.dataflow",
+    "render": "blox_inspect.renderers",
+    "summarize_loaded": "blox_inspect.analysis.summary",
+    "summary": "blox_inspect.analysis.summary",
+    "to_networkx": "blox_inspect.analysis.dataflow",
+    "topological_order": "blox_inspect.analysis.dataflow",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'blox_inspect' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(_EXPORTS)

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from blox_inspect.cli import main
 
 sys.exit(main())

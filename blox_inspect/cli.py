@@ -13,7 +13,7 @@ import importlib
 import sys
 import traceback
 
-from ._errors import InspectError
+from blox_inspect.common.errors import InspectError
 
 # name -> module; `summary` is the default when the first argument is a file.
 COMMANDS = {

@@ -5,12 +5,12 @@ same :class:`CheckContext`, which traces the forward pass and the train step onc
 with a bad and a good example each, in docs/checks.md.
 """
 
-from . import constants, dead, dtypes, gradients, numerics, rng, sharding  # noqa: F401 - registers the checks
-from ._context import CheckContext as CheckContext
-from ._context import parse_mesh as parse_mesh
-from ._finding import CODES as CODES
-from ._finding import Finding as Finding
-from ._registry import CHECKS as CHECKS
-from ._run import check as check
-from ._run import exit_code as exit_code
-from ._run import run_checks as run_checks
+from blox_inspect.checks import constants, dead, dtypes, gradients, numerics, rng, sharding  # noqa: F401 - registers the checks
+from blox_inspect.checks._context import CheckContext as CheckContext
+from blox_inspect.checks._context import parse_mesh as parse_mesh
+from blox_inspect.checks._registry import CHECKS as CHECKS
+from blox_inspect.checks._run import check as check
+from blox_inspect.checks._run import exit_code as exit_code
+from blox_inspect.checks._run import run_checks as run_checks
+from blox_inspect.report.finding import CODES as CODES
+from blox_inspect.report.finding import Finding as Finding

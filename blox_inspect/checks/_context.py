@@ -1,8 +1,7 @@
 """CheckContext: the model traced once (forward, train step), shared by every check.
 
 Everything is abstract: Params come from ``jax.eval_shape`` and the programs from ``jax.make_jaxpr``.
-While tracing, ``blox._module._call_module`` is wrapped (restored in ``finally``) to learn which modules
-ran, and dtype-truncation warnings are attributed to the module that raised them.
+While tracing, an observer on blox's public hook ``bx.observe_calls`` learns which modules ran, and dtype-truncation warnings are attributed to the module that raised them.
 """
 
 from __future__ import annotations
@@ -16,14 +15,12 @@ from typing import Any
 import jax
 
 import blox as bx
-import blox._module as bx_module
 from blox._rng import Rng
-
-from .._errors import InspectError
-from .._loading import LoadedModel
-from .._train import make_train_step
-from .._units import array_bytes
-from ._program import Program, is_inexact
+from blox_inspect.analysis.flat_program import FlatProgram, is_inexact
+from blox_inspect.analysis.train import make_train_step
+from blox_inspect.common.errors import InspectError
+from blox_inspect.common.units import array_bytes
+from blox_inspect.load.model_file import LoadedModel
 
 MSG_FORWARD_FAILED = (
     "{source}: tracing the forward pass for checks raised {kind}: {error}. Fix the model so that "
@@ -40,7 +37,7 @@ _F64_WARNING = re.compile(r"requested dtype (float64|complex128)")
 class Trace:
     """One traced program and how its inputs and outputs map to the model."""
 
-    program: Program
+    program: FlatProgram
     param_vars: dict[str, Any]  # param path string -> invar
     input_vars: list  # model input invars (leaves)
     outputs: list  # forward: model output leaves; train: [loss]
@@ -57,7 +54,7 @@ def parse_mesh(text: str | None) -> dict[str, int] | None:
         >>> parse_mesh('data=8,model=4')
         {'data': 8, 'model': 4}
     """
-    from .._shard_plan import parse_mesh as parse_mesh_text
+    from blox_inspect.analysis.shard_plan import parse_mesh as parse_mesh_text
 
     return parse_mesh_text(text, max_devices=None) if text else None
 
@@ -144,7 +141,7 @@ class CheckContext:
             raise InspectError(
                 MSG_FORWARD_FAILED.format(source=self.loaded.source, kind=type(e).__name__, error=e)
             ) from e
-        prog = Program.build(closed, self._scopes())
+        prog = FlatProgram.build(closed, self._scopes())
         keys = [bx.path_str(p) for p in params]
         n_in = len(jax.tree.leaves(inputs))
         param_vars = dict(zip(keys, prog.invars[: len(keys)]))
@@ -161,7 +158,7 @@ class CheckContext:
         fn = lambda t, r, *xs: jax.value_and_grad(ts.loss, has_aux=True)(t, r, *xs)
         with self._observe():
             closed, shape = jax.make_jaxpr(fn, return_shape=True)(trainable, rest, *inputs)
-        prog = Program.build(closed, self._scopes())
+        prog = FlatProgram.build(closed, self._scopes())
         t_keys = [bx.path_str(p) for p in trainable]
         r_keys = [bx.path_str(p) for p in rest]
         n_in = len(jax.tree.leaves(inputs))
@@ -177,7 +174,7 @@ class CheckContext:
         grad_outs = dict(zip(g_keys, outs[1 + len(nr_keys) :]))
         return Trace(prog, param_vars, input_vars, outs[:1], state, grad_outs)
 
-    def trace_vmap(self, axis_name: str | None, lanes: int) -> Program:
+    def trace_vmap(self, axis_name: str | None, lanes: int) -> FlatProgram:
         """The train-mode forward under ``jax.vmap`` over a new leading axis of every input, params shared."""
         ts = make_train_step(self.loaded)
         params = self.params
@@ -200,19 +197,18 @@ class CheckContext:
             raise InspectError(
                 MSG_VMAP_FAILED.format(source=self.loaded.source, kind=type(e).__name__, error=str(e).split("\n")[0])
             ) from e
-        return Program.build(closed, self._scopes())
+        return FlatProgram.build(closed, self._scopes())
 
     # --- observation while tracing ------------------------------------------
     @contextlib.contextmanager
     def _observe(self):
-        original = bx_module._call_module
         stack = self._stack
 
-        def observed(module, method, params, args, kwargs):
-            self.called.add(module.scope_name)
-            stack.append(module.scope_name)
+        def observed(call: bx.ModuleCall, proceed):
+            self.called.add(call.module.scope_name)
+            stack.append(call.module.scope_name)
             try:
-                return original(module, method, params, args, kwargs)
+                return proceed(call.params, *call.args, **call.kwargs)
             finally:
                 stack.pop()
 
@@ -227,11 +223,8 @@ class CheckContext:
                     shown(message, category, filename, lineno, file, line)
 
             warnings.showwarning = hook
-            bx_module._call_module = observed
-            try:
+            with bx.observe_calls(observed):
                 yield
-            finally:
-                bx_module._call_module = original
 
 
 def nbytes(aval: Any) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._finding import Finding
+from blox_inspect.report.finding import Finding
 
 CHECKS: dict[str, Callable[[Any], Iterable[Finding]]] = {}
 

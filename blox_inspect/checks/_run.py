@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .._errors import InspectError
-from .._loading import LoadedModel
-from ._context import CheckContext
-from ._finding import CODES, SEVERITIES, Finding, code, finding
-from ._registry import CHECKS
+from blox_inspect.checks._context import CheckContext
+from blox_inspect.checks._registry import CHECKS
+from blox_inspect.common.errors import InspectError
+from blox_inspect.load.model_file import LoadedModel
+from blox_inspect.report.finding import CODES, SEVERITIES, Finding, code, finding
 
 code("BX001", "warning", "runner", "the train step could not be traced")
 

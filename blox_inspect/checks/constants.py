@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ._context import CheckContext, nbytes
-from ._finding import Finding, code, finding
-from ._registry import check
+from blox_inspect.checks._context import CheckContext, nbytes
+from blox_inspect.checks._registry import check
+from blox_inspect.report.finding import Finding, code, finding
 
 code("BX501", "warning", "constants", "large array baked into the program")
 

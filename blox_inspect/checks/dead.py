@@ -12,10 +12,9 @@ from collections.abc import Iterable
 import jax
 
 import blox as bx
-
-from ._context import CheckContext
-from ._finding import Finding, code, finding
-from ._registry import check
+from blox_inspect.checks._context import CheckContext
+from blox_inspect.checks._registry import check
+from blox_inspect.report.finding import Finding, code, finding
 
 code("BX201", "warning", "dead", "module never called")
 code("BX202", "warning", "dead", "param affects no output")

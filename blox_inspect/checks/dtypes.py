@@ -9,11 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import blox as bx
-
-from ._context import CheckContext
-from ._finding import Finding, code, finding
-from ._program import Program, is_var
-from ._registry import check
+from blox_inspect.analysis.flat_program import FlatProgram, is_var
+from blox_inspect.checks._context import CheckContext
+from blox_inspect.checks._registry import check
+from blox_inspect.report.finding import Finding, code, finding
 
 code("BX401", "error", "dtypes", "float64 values in the program")
 code("BX402", "warning", "dtypes", "float64 requested but silently truncated")
@@ -73,7 +72,7 @@ def _float64(ctx: CheckContext) -> Iterable[Finding]:
         )
 
 
-def _upcasts(prog: Program, names: dict) -> Iterable[tuple[str, Any]]:
+def _upcasts(prog: FlatProgram, names: dict) -> Iterable[tuple[str, Any]]:
     for op in prog.ops:
         if op.prim not in MATMULS or op.in_backward:
             continue

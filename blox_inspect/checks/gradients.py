@@ -12,11 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from ._context import CheckContext, Trace
-from ._finding import Finding, code, finding
-from ._program import LAYOUT, NON_DIFFERENTIABLE, Program, is_inexact, is_var, literal_value
-from ._registry import check
-from .dead import usage
+from blox_inspect.analysis.flat_program import (
+    LAYOUT,
+    NON_DIFFERENTIABLE,
+    FlatProgram,
+    is_inexact,
+    is_var,
+    literal_value,
+)
+from blox_inspect.checks._context import CheckContext, Trace
+from blox_inspect.checks._registry import check
+from blox_inspect.checks.dead import usage
+from blox_inspect.report.finding import Finding, code, finding
 
 code("BX301", "error", "gradients", "trainable param gets no gradient")
 code("BX302", "warning", "gradients", "non-trainable weight on a differentiable path to the loss")
@@ -45,7 +52,7 @@ _ZERO_IF_ALL = frozenset(
 _ZERO_IF_FIRST = frozenset({"gather", "dynamic_slice", "slice", "div"}) | LAYOUT
 
 
-def zero_values(prog: Program) -> set:
+def zero_values(prog: FlatProgram) -> set:
     """Vars that are constant zero by construction."""
     zeros: set = set()
 
@@ -90,7 +97,7 @@ def _cut_point(trace: Trace, pv: Any, reached: set) -> str:
     return "a non-differentiable (integer or comparison) op"
 
 
-def _weight_like(prog: Program, pv: Any) -> bool:
+def _weight_like(prog: FlatProgram, pv: Any) -> bool:
     """True when the value reaches a matmul or convolution operand through layout ops only."""
     todo, seen = [pv], {pv}
     while todo:

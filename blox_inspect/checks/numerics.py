@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._context import CheckContext
-from ._finding import Finding, code, finding
-from ._program import LAYOUT, Op, Program, is_var, literal_value
-from ._registry import check
+from blox_inspect.analysis.flat_program import LAYOUT, FlatProgram, Op, is_var, literal_value
+from blox_inspect.checks._context import CheckContext
+from blox_inspect.checks._registry import check
+from blox_inspect.report.finding import Finding, code, finding
 
 code("BX701", "warning", "numerics", "rsqrt/log/sqrt/division of a value that can be exactly zero")
 code("BX702", "warning", "numerics", "softmax or logsumexp without max-subtraction")
@@ -26,7 +26,7 @@ def _positive(x: Any) -> bool:
     return val is not None and val.size > 0 and bool((val > 0).all())
 
 
-def _square_like(prog: Program, x: Any) -> bool:
+def _square_like(prog: FlatProgram, x: Any) -> bool:
     root, _ = prog.origin(x)
     op = prog.producer.get(root) if is_var(root) else None
     if op is None:
@@ -38,7 +38,7 @@ def _square_like(prog: Program, x: Any) -> bool:
     return op.prim == "mul" and op.ins[0] is op.ins[1]
 
 
-def can_be_zero(prog: Program, x: Any, depth: int = 0) -> bool:
+def can_be_zero(prog: FlatProgram, x: Any, depth: int = 0) -> bool:
     """True when ``x`` is a non-negative reduction (sum/mean of squares, a norm, a variance) with no eps added."""
     if depth > 12:
         return False
@@ -69,7 +69,7 @@ def can_be_zero(prog: Program, x: Any, depth: int = 0) -> bool:
     return False
 
 
-def _forward(prog: Program, v: Any) -> list[tuple[Op, Any]]:
+def _forward(prog: FlatProgram, v: Any) -> list[tuple[Op, Any]]:
     """(consumer op, the value it consumed) for ``v`` and its layout-only copies."""
     found, todo, seen = [], [v], {v}
     while todo:
@@ -83,7 +83,7 @@ def _forward(prog: Program, v: Any) -> list[tuple[Op, Any]]:
     return found
 
 
-def _softmax_like(prog: Program, e: Any) -> bool:
+def _softmax_like(prog: FlatProgram, e: Any) -> bool:
     """True when ``e = exp(x)`` is summed and the sum normalises ``e`` (softmax) or is logged (logsumexp)."""
     copies = {x for _, x in _forward(prog, e)} | {e}
     for op, _ in _forward(prog, e):
@@ -95,7 +95,7 @@ def _softmax_like(prog: Program, e: Any) -> bool:
     return False
 
 
-def _is_max(prog: Program, x: Any, depth: int = 0) -> bool:
+def _is_max(prog: FlatProgram, x: Any, depth: int = 0) -> bool:
     """True when ``x`` is a max of something (through layout ops, stop_gradient and jax's -inf/finite guards)."""
     root, _ = prog.origin(x, LAYOUT | {"stop_gradient"})
     op = prog.producer.get(root) if is_var(root) else None
@@ -109,7 +109,7 @@ def _is_max(prog: Program, x: Any, depth: int = 0) -> bool:
     return op.prim in _MAXES
 
 
-def _max_shifted(prog: Program, x: Any) -> bool:
+def _max_shifted(prog: FlatProgram, x: Any) -> bool:
     """True when ``x`` is provably bounded above: shifted by a max, negated square, or a min."""
     root, _ = prog.origin(x)
     op = prog.producer.get(root) if is_var(root) else None
@@ -122,7 +122,7 @@ def _max_shifted(prog: Program, x: Any) -> bool:
     return op.prim in ("min", "log_sigmoid", "log")
 
 
-def _numerics(prog: Program) -> Iterable[tuple[str, Op, str]]:
+def _numerics(prog: FlatProgram) -> Iterable[tuple[str, Op, str]]:
     for op in prog.ops:
         if op.in_backward:
             continue

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._context import CheckContext
-from ._finding import Finding, code, finding
-from ._program import Op, Program, is_var, literal_value
-from ._registry import check
+from blox_inspect.analysis.flat_program import FlatProgram, Op, is_var, literal_value
+from blox_inspect.checks._context import CheckContext
+from blox_inspect.checks._registry import check
+from blox_inspect.report.finding import Finding, code, finding
 
 code("BX101", "error", "rng", "PRNG key consumed by two random operations")
 code("BX102", "error", "rng", "PRNG key reused in every loop iteration")
@@ -23,7 +23,7 @@ DRAWS = frozenset({"random_bits", "random_split"})
 FIX_REUSE = "Draw a fresh key for each random operation: call the Rng module once per use (keeping the Params it returns) or split the key."
 
 
-def value_numbers(prog: Program, only: set | None = None) -> Any:
+def value_numbers(prog: FlatProgram, only: set | None = None) -> Any:
     """Returns ``number(x)``: equal numbers mean provably equal values (same op on the same inputs).
 
     With ``only``, ops whose results are not in that set are skipped (it must be closed under dependencies).
@@ -72,7 +72,7 @@ def exclusive(a: Op, b: Op) -> bool:
     return any(c[0] == "cond" and c[1] in branches and branches[c[1]] != c[2] for c in b.ctx)
 
 
-def _draws(prog: Program) -> list[Op]:
+def _draws(prog: FlatProgram) -> list[Op]:
     # Backward ops are left out: rematerialisation legitimately replays forward draws.
     return [op for op in prog.ops if op.prim in DRAWS and not op.in_backward and is_var(op.ins[0])]
 
@@ -86,7 +86,7 @@ def _where(ops: list[Op]) -> str:
     return ", ".join(scopes)
 
 
-def reuse_findings(prog: Program) -> Iterable[Finding]:
+def reuse_findings(prog: FlatProgram) -> Iterable[Finding]:
     draws = _draws(prog)
     if not draws:
         return

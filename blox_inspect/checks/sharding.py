@@ -8,10 +8,9 @@ from collections.abc import Iterable
 import numpy as np
 
 import blox as bx
-
-from ._context import CheckContext, nbytes
-from ._finding import Finding, code, finding
-from ._registry import check
+from blox_inspect.checks._context import CheckContext, nbytes
+from blox_inspect.checks._registry import check
+from blox_inspect.report.finding import Finding, code, finding
 
 code("BX601", "error", "sharding", "sharded dimension not divisible by the mesh axes")
 code("BX602", "warning", "sharding", "large param left replicated")

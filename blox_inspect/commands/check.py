@@ -40,20 +40,20 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._loading import load_model
-    from .._output import write_output
-    from ..checks import CheckContext, exit_code, parse_mesh, run_checks
-    from ..renderers.findings import render_json, render_text
+    from blox_inspect.checks import CheckContext, exit_code, parse_mesh, run_checks
+    from blox_inspect.common.output import write_output
+    from blox_inspect.load.model_file import load_model
+    from blox_inspect.renderers.findings import render_json, render_text
 
     if args.list_codes:
-        from ..checks import CODES
+        from blox_inspect.checks import CODES
 
         write_output(
             "\n".join(f"{c.code}  {c.severity:<7}  {c.family:<9}  {c.title}" for _, c in sorted(CODES.items())), None
         )
         return 0
     if not args.model:
-        from .._errors import InspectError
+        from blox_inspect.common.errors import InspectError
 
         raise InspectError("missing the model file: blox-inspect check model.py[:factory] (or --list-codes).")
     mesh = parse_mesh(args.mesh)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.output in (None, "-") and sys.stdout.isatty():
         from rich.console import Console
 
-        from ..renderers.findings import render_rich
+        from blox_inspect.renderers.findings import render_rich
 
         Console().print(render_rich(findings, args.model))
         return exit_code(findings, args.fail_on)

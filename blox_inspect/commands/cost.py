@@ -48,13 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._cost import analyse_cost
-    from .._devices import get_device, parse_bytes
-    from .._errors import InspectError
-    from .._loading import load_model
-    from .._output import write_output
-    from .._shard_plan import STRATEGIES, parse_mesh
-    from ..renderers.cost import render_markdown, render_text
+    from blox_inspect.analysis.cost import analyse_cost
+    from blox_inspect.analysis.devices import get_device, parse_bytes
+    from blox_inspect.analysis.shard_plan import STRATEGIES, parse_mesh
+    from blox_inspect.common.errors import InspectError
+    from blox_inspect.common.output import write_output
+    from blox_inspect.load.model_file import load_model
+    from blox_inspect.renderers.cost import render_markdown, render_text
 
     # Check every option before loading the model, so mistakes fail fast.
     device = None if str(args.device).lower() == "none" else get_device(args.device).name
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(path: str):
-    from .._cost_report import CostReport
-    from .._loading import read_saved_report
+    from blox_inspect.load.saved_report import read_saved_report
+    from blox_inspect.report.cost import CostReport
 
     return read_saved_report(path, CostReport, "blox-inspect cost MODEL --format json -o cost.json")

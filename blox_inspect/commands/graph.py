@@ -57,10 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._errors import InspectError
-    from .._output import write_output
-    from ..renderers import _layout
-    from ..renderers.graphviz import to_dot
+    from blox_inspect.common.errors import InspectError
+    from blox_inspect.common.output import write_output
+    from blox_inspect.renderers import _layout
+    from blox_inspect.renderers.graphviz import to_dot
 
     report = load_report(args)
     source = to_dot(
@@ -88,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
 def load_report(args: argparse.Namespace):
     """The Report to draw: ``--load`` a saved one, or analyse the model file (the one place that calls analysis)."""
-    from .._errors import InspectError
-    from .._loading import read_saved_report
-    from .._report import Report
+    from blox_inspect.common.errors import InspectError
+    from blox_inspect.load.saved_report import read_saved_report
+    from blox_inspect.report.model import Report
 
     if args.load:
         if args.model or args.params:
@@ -101,8 +101,8 @@ def load_report(args: argparse.Namespace):
         return read_saved_report(args.load, Report, "blox-inspect summary MODEL --format json -o report.json")
     if not args.model:
         raise InspectError("graph needs a model file (file.py or file.py:FACTORY) or --load REPORT.json.")
-    from .._loading import load_model
-    from .._summary import summarize_loaded
+    from blox_inspect.analysis.summary import summarize_loaded
+    from blox_inspect.load.model_file import load_model
 
     # Drawing needs shapes, params and FLOPs only: skip the XLA compile (cost and memory analysis).
     return summarize_loaded(load_model(args.model), xla=False, params_file=args.params)

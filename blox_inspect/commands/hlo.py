@@ -42,10 +42,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._errors import InspectError
-    from .._loading import load_model
-    from .._output import write_output
-    from .._programs import MSG_STAGE, STAGES, build_program, check_module, export_program, program_text
+    from blox_inspect.analysis.programs import (
+        MSG_STAGE,
+        STAGES,
+        build_program,
+        check_module,
+        export_program,
+        program_text,
+    )
+    from blox_inspect.common.errors import InspectError
+    from blox_inspect.common.output import write_output
+    from blox_inspect.load.model_file import load_model
 
     if args.stage not in STAGES:
         raise InspectError(MSG_STAGE.format(got=args.stage, known=", ".join(STAGES)))

@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Any
 
-from .._errors import BudgetExceeded, InspectError
+from blox_inspect.common.errors import BudgetExceeded, InspectError
 
 HELP = "per-module shapes, parameters and FLOPs (the default command)"
 FORMATS = ("table", "json", "markdown", "csv")
@@ -75,14 +75,14 @@ def progress():
 
 
 def load_report(path: str):
-    from .._loading import read_saved_report
-    from .._report import Report
+    from blox_inspect.load.saved_report import read_saved_report
+    from blox_inspect.report.model import Report
 
     return read_saved_report(path, Report, "blox-inspect summary MODEL --format json -o report.json")
 
 
 def check_budgets(report, max_params: int | None, max_flops: int | None) -> None:
-    from ..renderers._rows import both
+    from blox_inspect.analysis.rows import both
 
     t = report.totals
     if max_params is not None and t.params > max_params:
@@ -104,8 +104,8 @@ def check_budgets(report, max_params: int | None, max_flops: int | None) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._output import write_output
-    from ..renderers import guess_format, render
+    from blox_inspect.common.output import write_output
+    from blox_inspect.renderers import guess_format, render
 
     if args.load:
         if args.model:
@@ -116,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
             raise InspectError(
                 "missing the model file: blox-inspect summary model.py[:factory] (or --load report.json)."
             )
-        from .._loading import load_model
-        from .._summary import summarize_loaded
+        from blox_inspect.analysis.summary import summarize_loaded
+        from blox_inspect.load.model_file import load_model
 
         with progress() as say:
             say("loading the model file")
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "table" and args.output in (None, "-") and sys.stdout.isatty():
         from rich.console import Console
 
-        from ..renderers.table import render_rich
+        from blox_inspect.renderers.table import render_rich
 
         Console().print(render_rich(report, args.depth, args.fold))  # colour, terminal width
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .._errors import InspectError
+from blox_inspect.common.errors import InspectError
 
 HELP = "browse a model, a checkpoint, or the difference of two checkpoints in the terminal"
 DESCRIPTION = """\
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _is_model(spec: str) -> bool:
-    from .._loading import split_spec
+    from blox_inspect.load.model_file import split_spec
 
     return split_spec(spec)[0].endswith(".py")
 
@@ -51,8 +51,8 @@ def model_report(spec: str):
     The analysis tier does the work; it is imported lazily so that opening a
     checkpoint never pays for it.
     """
-    from .._loading import load_model
-    from .._summary import summarize_loaded
+    from blox_inspect.analysis.summary import summarize_loaded
+    from blox_inspect.load.model_file import load_model
 
     loaded = load_model(spec)
     # xla=False: the browser shows jaxpr-counted FLOPs, so skip compiling the whole model before opening.
@@ -61,8 +61,8 @@ def model_report(spec: str):
 
 def build_app(args: argparse.Namespace):
     """Reads every input and returns the ready app (raising InspectError on bad input)."""
-    from .._checkpoints import CheckpointReader, match_checkpoint, report_from_checkpoint
-    from ..tui.app import make_app, title_for
+    from blox_inspect.load.checkpoints import CheckpointReader, match_checkpoint, report_from_checkpoint
+    from blox_inspect.tui.app import make_app, title_for
 
     files = list(args.files)
     hlo_text = None
@@ -75,7 +75,7 @@ def build_app(args: argparse.Namespace):
     if len(files) == 2 and not any(_is_model(f) for f in files):
         if args.params:
             raise InspectError(MSG_PARAMS_NEEDS_MODEL.format(params=args.params, files=", ".join(files)))
-        from .._diff import diff_checkpoints
+        from blox_inspect.analysis.diff import diff_checkpoints
 
         return make_app(diff=diff_checkpoints(*[_existing(f) for f in files]), title=title_for(*files))
     if len(files) != 1:
@@ -91,8 +91,8 @@ def build_app(args: argparse.Namespace):
     if args.params:
         reader = CheckpointReader(_existing(args.params))
         mismatch = match_checkpoint(report, reader) or None
-    from .._loading import split_spec
-    from .._program_text import model_jaxpr_lines
+    from blox_inspect.analysis.program_text import model_jaxpr_lines
+    from blox_inspect.load.model_file import split_spec
 
     title = os.path.basename(split_spec(spec)[0]) + (f" + {os.path.basename(args.params)}" if args.params else "")
     return make_app(

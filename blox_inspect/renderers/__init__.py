@@ -11,8 +11,8 @@ import importlib
 import os
 from typing import Any
 
-from .._errors import InspectError
-from .._report import Report
+from blox_inspect.common.errors import InspectError
+from blox_inspect.report.model import Report
 
 RENDERERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "table": ("blox_inspect.renderers.table", "render", (".txt",)),

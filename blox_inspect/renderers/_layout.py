@@ -15,7 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from .._errors import InspectError
+from blox_inspect.common.errors import InspectError
 
 # Environment override for the engine binary (an absolute path); empty means "none".
 ENGINE_ENV = "BLOX_INSPECT_DOT"

@@ -9,8 +9,8 @@ import io
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .._cost_report import CostReport, ShardingReport
-from .._units import DASH, human_bytes, human_count, human_seconds
+from blox_inspect.common.units import DASH, human_bytes, human_count, human_seconds
+from blox_inspect.report.cost import CostReport, ShardingReport
 
 
 @dataclass

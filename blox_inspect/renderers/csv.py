@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-from .._report import Report
-from ._rows import rows
+from blox_inspect.analysis.rows import rows
+from blox_inspect.report.model import Report
 
 COLUMNS = [
     "path",

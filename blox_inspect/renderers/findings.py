@@ -6,7 +6,7 @@ import io
 import json
 from collections.abc import Sequence
 
-from ..checks._finding import SEVERITIES, Finding
+from blox_inspect.report.finding import SEVERITIES, Finding
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 TITLE = {"error": "Errors", "warning": "Warnings", "info": "Info"}

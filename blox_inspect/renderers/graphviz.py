@@ -6,7 +6,7 @@ What is drawn (clusters, folded runs, re-attached edges) is decided by
 ``_diagram.plan``; this module only styles it.
 
 Example:
-    >>> from blox_inspect._report import Edge, ModuleInfo, Report, TensorSpec, Totals
+    >>> from blox_inspect.report.model import Edge, ModuleInfo, Report, TensorSpec, Totals
     >>> t = TensorSpec([2, 4], "float32")
     >>> lin = ModuleInfo("net", ["net"], "net", "Linear", {"features": "4"}, 0, None, [], 1, [], False, params=20)
     >>> r = Report("demo", "net", [t], {}, Totals(), [lin], [], [Edge("<input:0>", "net", t)], outputs=[t])
@@ -25,10 +25,10 @@ import re
 
 import graphviz
 
-from .._errors import InspectError
-from .._report import ModuleInfo, Report, TensorSpec
-from ._diagram import IO_ENDPOINT, Item, Plan, plan
-from ._rows import human
+from blox_inspect.analysis.diagram import IO_ENDPOINT, Item, Plan, plan
+from blox_inspect.analysis.rows import human
+from blox_inspect.common.errors import InspectError
+from blox_inspect.report.model import ModuleInfo, Report, TensorSpec
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
 COLORINGS = ("type", "params", "flops")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._report import Report
+from blox_inspect.report.model import Report
 
 
 def render(report: Report, **_) -> str:

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from .._report import Report
-from ._rows import FOLD_NOTE, STATS_HEAD, human, percent, rows, shapes, stats_rows, totals_items, type_label
+from blox_inspect.analysis.rows import (
+    FOLD_NOTE,
+    STATS_HEAD,
+    human,
+    percent,
+    rows,
+    shapes,
+    stats_rows,
+    totals_items,
+    type_label,
+)
+from blox_inspect.report.model import Report
 
 
 def _cell(text: str) -> str:

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import io
 
-from .._report import Report
-from ._rows import FOLD_NOTE, STATS_HEAD, human, percent, rows, shapes, stats_rows, totals_items, type_label
+from blox_inspect.analysis.rows import (
+    FOLD_NOTE,
+    STATS_HEAD,
+    human,
+    percent,
+    rows,
+    shapes,
+    stats_rows,
+    totals_items,
+    type_label,
+)
+from blox_inspect.report.model import Report
 
 
 def render_rich(report: Report, depth: int | None = None, fold: bool = True):

@@ -10,13 +10,13 @@ import numpy as np
 from textual.app import App
 from textual.binding import Binding
 
-from .._checkpoints import CheckpointMismatch, CheckpointReader
-from .._diff import CheckpointDiff
-from .._program_text import hlo_lines_for
-from .._report import Report
-from .._stats import ArrayStats, array_stats
-from .index import ReportIndex
-from .screens import DiffScreen, HelpScreen, MainScreen
+from blox_inspect.analysis.diff import CheckpointDiff
+from blox_inspect.analysis.program_text import hlo_lines_for
+from blox_inspect.analysis.stats import ArrayStats, array_stats
+from blox_inspect.load.checkpoints import CheckpointMismatch, CheckpointReader
+from blox_inspect.report.model import Report
+from blox_inspect.tui.index import ReportIndex
+from blox_inspect.tui.screens import DiffScreen, HelpScreen, MainScreen
 
 ProgramText = Mapping[str, list[str]] | Callable[[], Mapping[str, list[str]]]
 ParamValues = Mapping[str, Any] | CheckpointReader | Callable[[str], Any]
@@ -168,7 +168,7 @@ def make_app(
         title: shown in the header (usually the file name).
 
     Example:
-        >>> from blox_inspect._diff import CheckpointDiff
+        >>> from blox_inspect.analysis.diff import CheckpointDiff
         >>> app = make_app(diff=CheckpointDiff('a.safetensors', 'b.safetensors'))
         >>> type(app.get_default_screen()).__name__
         'DiffScreen'

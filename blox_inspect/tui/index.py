@@ -10,8 +10,7 @@ import gc
 from collections.abc import Iterable
 
 from blox._paths import parse_path
-
-from .._report import CallInfo, ModuleInfo, ParamInfo, Report
+from blox_inspect.report.model import CallInfo, ModuleInfo, ParamInfo, Report
 
 SORTS = ("graph", "params", "flops")
 SORT_LABELS = {"graph": "graph order", "params": "params ↓", "flops": "FLOPs ↓"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -12,12 +12,17 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tabs
 
-from .index import SORT_LABELS, SORTS, human, human_bytes
-from .messages import ModuleChosen, ParamChosen
-from .widgets import DIFF_SORT_LABELS, DIFF_SORTS, DetailPane, DiffTable, ModuleTree, ProgramPane, sorted_diff
-
-if TYPE_CHECKING:
-    from .app import BloxInspectApp
+from blox_inspect.tui.index import SORT_LABELS, SORTS, human, human_bytes
+from blox_inspect.tui.messages import ModuleChosen, ParamChosen
+from blox_inspect.tui.widgets import (
+    DIFF_SORT_LABELS,
+    DIFF_SORTS,
+    DetailPane,
+    DiffTable,
+    ModuleTree,
+    ProgramPane,
+    sorted_diff,
+)
 
 MIN_WIDTH, MIN_HEIGHT = 60, 12
 TOO_SMALL = (
@@ -72,7 +77,7 @@ class MainScreen(SizeGuard, Screen):
     ]
 
     @property
-    def bapp(self) -> BloxInspectApp:
+    def bapp(self) -> Any:  # the BloxInspectApp
         return self.app  # type: ignore[return-value]
 
     def compose(self):
@@ -268,15 +273,13 @@ class DiffScreen(SizeGuard, Screen):
         self.notify(f"copied {path}")
 
 
-def help_table() -> Table:
+def help_table(app_bindings: list) -> Table:
     """Every key of the app: generated from the bindings, so it never drifts from them."""
-    from .app import BloxInspectApp
-
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
     table.add_column("key", style="bold cyan", no_wrap=True)
     table.add_column("what it does")
     sections = [
-        ("Everywhere", BloxInspectApp.BINDINGS),
+        ("Everywhere", app_bindings),
         ("Model browser", MainScreen.BINDINGS),
         ("Checkpoint diff", DiffScreen.BINDINGS),
     ]
@@ -296,7 +299,7 @@ class HelpScreen(ModalScreen):
     def compose(self):
         with VerticalScroll(id="help-box"):
             yield Static(Text("blox-inspect tui — keys", style="bold"), id="help-title")
-            yield Static(help_table(), id="help-keys")
+            yield Static(help_table(self.app.BINDINGS), id="help-keys")
             yield Static(Text("Esc, ? or q closes this screen.", style="dim"))
 
     def action_dismiss(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -13,14 +13,11 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Log, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from .._diff import CheckpointDiff, ParamDiff
-from .._report import ModuleInfo, ParamInfo
-from .._stats import ArrayStats, histogram_bars
-from .index import ReportIndex, human, human_bytes, match_positions
-from .messages import ModuleChosen, ParamChosen
-
-if TYPE_CHECKING:
-    from .app import BloxInspectApp
+from blox_inspect.analysis.diff import CheckpointDiff, ParamDiff
+from blox_inspect.analysis.stats import ArrayStats, histogram_bars
+from blox_inspect.report.model import ModuleInfo, ParamInfo
+from blox_inspect.tui.index import ReportIndex, human, human_bytes, match_positions
+from blox_inspect.tui.messages import ModuleChosen, ParamChosen
 
 # Expanding everything stops adding nodes past this many, so a huge model stays responsive.
 EXPAND_ALL_LIMIT = 5000
@@ -201,7 +198,7 @@ class DetailPane(VerticalScroll):
             table.add_column(label, key=label)
 
     @property
-    def app_data(self) -> BloxInspectApp:
+    def app_data(self) -> Any:  # the BloxInspectApp
         return self.app  # type: ignore[return-value]
 
     shown: str | None = None  # path of the module on display

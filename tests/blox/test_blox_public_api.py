@@ -21,6 +21,7 @@ PUBLIC = [
     "LockedParamsError",
     "MLP",
     "Module",
+    "ModuleCall",
     "MultiHeadAttention",
     "Param",
     "ParamError",
@@ -40,11 +41,13 @@ PUBLIC = [
     "load",
     "max_pool",
     "min_pool",
+    "observe_calls",
     "param_shardings",
     "param_specs",
     "parse_path",
     "path_str",
     "save",
+    "scope_for",
     "seed_all",
 ]
 

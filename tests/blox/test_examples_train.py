@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import blox as bx
-from blox_inspect._loading import load_model
+from blox_inspect.load.model_file import load_model
 from examples import train_char_lstm, train_digits
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"

@@ -12,7 +12,7 @@ import pytest
 from _fill_params import filled
 
 import blox as bx
-from blox_inspect._loading import import_file, load_model
+from blox_inspect.load.model_file import import_file, load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -71,7 +71,7 @@ SCRIPT = """
 import json, math, resource, sys
 import jax
 import blox as bx
-from blox_inspect._loading import import_file
+from blox_inspect.load.model_file import import_file
 llama = import_file(sys.argv[1])
 out = {}
 for name in ["build_7b", "build_7b_scan", "build_70b"]:

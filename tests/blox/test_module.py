@@ -115,23 +115,144 @@ def test_modules_must_be_called_with_params():
         m({}, jnp.ones(2))
 
 
-def test_call_module_hook_sees_every_call_and_is_restorable():
-    import blox._module as bm
-
+def _mlp():
     graph = bx.Graph("net")
     rng = bx.Rng(graph / "rng")
     node = graph / "mlp"
     mlp = bx.Sequential(node, [bx.Linear(node / "a", 2, rng), bx.Linear(node / "b", 2, rng)])
+    return rng, mlp
+
+
+def test_observe_calls_sees_every_call_with_its_caller_and_is_restored():
+    rng, mlp = _mlp()
     seen = []
-    original = bm._call_module
 
-    def spy(module, method, params, args, kwargs):
-        seen.append((module.scope_name, method.__name__))
-        return original(module, method, params, args, kwargs)
+    def spy(call, proceed):
+        seen.append((call.module.scope_name, call.method, call.caller and call.caller.scope_name))
+        return proceed(call.params, *call.args, **call.kwargs)
 
-    bm._call_module = spy
-    try:
+    with bx.observe_calls(spy):
         jax.eval_shape(lambda: mlp(rng.seed(bx.Params(), 0), jnp.ones((1, 2))))
-    finally:
-        bm._call_module = original
-    assert ("net/mlp", "__call__") in seen and ("net/mlp/a", "__call__") in seen and ("net/rng", "__call__") in seen
+    assert ("net/mlp", "__call__", None) in seen
+    assert ("net/mlp/a", "__call__", "net/mlp") in seen
+    assert ("net/rng", "__call__", "net/mlp/a") in seen
+    n = len(seen)
+    jax.eval_shape(lambda: mlp(rng.seed(bx.Params(), 0), jnp.ones((1, 2))))
+    assert len(seen) == n  # the observer is gone after the block
+
+
+def test_observe_calls_is_restored_when_the_block_raises():
+    rng, mlp = _mlp()
+    seen = []
+
+    def spy(call, proceed):
+        seen.append(call.module.scope_name)
+        return proceed(call.params, *call.args, **call.kwargs)
+
+    with pytest.raises(ZeroDivisionError):
+        with bx.observe_calls(spy):
+            raise ZeroDivisionError("inside the block")
+    mlp(rng.seed(bx.Params(), 0), jnp.ones((1, 2)))
+    assert seen == []
+
+
+def test_observers_stack_inner_runs_closer_to_the_call_and_may_change_results():
+    rng, mlp = _mlp()
+    order = []
+
+    def outer(call, proceed):
+        order.append(("outer", call.module.name))
+        out = proceed(call.params, *call.args, **call.kwargs)
+        return out
+
+    def inner(call, proceed):
+        order.append(("inner", call.module.name))
+        y, params = proceed(call.params, *call.args, **call.kwargs)
+        if call.module.name == "b":
+            y = y * 0.0
+        return y, params
+
+    params = rng.seed(bx.Params(), 0)
+    with bx.observe_calls(outer), bx.observe_calls(inner):
+        y, _ = mlp(params, jnp.ones((1, 2)))
+    assert order[:2] == [("outer", "mlp"), ("inner", "mlp")]
+    assert ("outer", "b") in order and order.index(("outer", "b")) + 1 == order.index(("inner", "b"))
+    assert jnp.all(y == 0.0)
+
+
+def test_observe_calls_is_private_to_its_thread():
+    import threading
+
+    rng, mlp = _mlp()
+    _, params = mlp(rng.seed(bx.Params(), 0), jnp.ones((1, 2)))
+    seen_main, seen_thread = [], []
+
+    def spy(call, proceed):
+        seen_main.append(call.module.scope_name)
+        return proceed(call.params, *call.args, **call.kwargs)
+
+    def other():
+        def spy2(call, proceed):
+            seen_thread.append(call.module.scope_name)
+            return proceed(call.params, *call.args, **call.kwargs)
+
+        with bx.observe_calls(spy2):
+            mlp(params, jnp.ones((1, 2)))
+
+    with bx.observe_calls(spy):
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(timeout=60)
+    assert seen_main == [] and "net/mlp/a" in seen_thread
+
+
+def test_super_call_is_one_observed_call():
+    class Base(bx.Module):
+        def __call__(self, params, x):
+            return x + 1, params
+
+    class Child(Base):
+        def __call__(self, params, x):
+            y, params = super().__call__(params, x)
+            return y * 2, params
+
+    m = Child(bx.Graph("net") / "c")
+    seen = []
+
+    def spy(call, proceed):
+        seen.append(call.module.scope_name)
+        return proceed(call.params, *call.args, **call.kwargs)
+
+    with bx.observe_calls(spy):
+        y, _ = m(bx.Params(), jnp.ones(2))
+    assert seen == ["net/c"] and jnp.allclose(y, 4.0)
+    assert "_active" not in vars(m)
+
+
+def test_named_scopes_spell_each_path_once():
+    rng, mlp = _mlp()
+    params = rng.seed(bx.Params(), 0)
+    hlo = jax.jit(lambda p, x: mlp(p, x)[0]).lower(params, jnp.ones((1, 2))).as_text(debug_info=True)
+    assert "net/mlp/a/dot_general" in hlo and "net/mlp/b/dot_general" in hlo
+    assert "net/mlp/net" not in hlo and "mlp/mlp" not in hlo
+
+
+def test_injected_module_opens_its_full_path():
+    graph = bx.Graph("net")
+    rng = bx.Rng(graph / "rng")
+    shared = bx.Linear(graph / "shared", 2, rng)
+
+    class User(bx.Module):
+        def __init__(self, graph, inner):
+            super().__init__(graph)
+            self.inner = inner
+
+        def __call__(self, params, x):
+            return self.inner(params, x)
+
+    user = User(graph / "user", shared)
+    params = jax.eval_shape(lambda: user(rng.seed(bx.Params(), 0), jnp.ones((1, 3)))[1])
+    jaxpr = jax.make_jaxpr(lambda p, x: user(p, x)[0])(params, jnp.ones((1, 3)))
+    stacks = [str(e.source_info.name_stack) for e in jaxpr.jaxpr.eqns if e.primitive.name == "dot_general"]
+    assert stacks == ["net/user/net/shared"]
+    assert bx.scope_for(("net", "shared"), ("net", "user")) == "net/shared"

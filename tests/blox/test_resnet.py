@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import blox as bx
-from blox_inspect._loading import load_model
+from blox_inspect.load.model_file import load_model
 from examples import resnet50
 
 EXAMPLE = str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "resnet50.py")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from blox_inspect._report import CallInfo, Edge, ModuleInfo, ParamInfo, Report, TensorSpec, Totals
+from blox_inspect.report.model import CallInfo, Edge, ModuleInfo, ParamInfo, Report, TensorSpec, Totals
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "int32": 4}
 

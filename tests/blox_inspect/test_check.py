@@ -9,9 +9,9 @@ import pytest
 
 import blox_inspect
 from blox_inspect import cli
-from blox_inspect._errors import InspectError
-from blox_inspect._loading import load_model
 from blox_inspect.checks import CODES, CheckContext, exit_code, parse_mesh, run_checks
+from blox_inspect.common.errors import InspectError
+from blox_inspect.load.model_file import load_model
 
 HERE = pathlib.Path(__file__).parent
 MODELS = HERE / "check_models"
@@ -114,7 +114,7 @@ def test_bx301_and_bx303_name_the_param_and_the_cut():
 
 
 def test_key_reuse_inside_different_cond_branches_is_fine():
-    from blox_inspect.checks._program import Program
+    from blox_inspect.analysis.flat_program import FlatProgram as Program
     from blox_inspect.checks.rng import reuse_findings
 
     def f(key, pred, x):
@@ -130,7 +130,7 @@ def test_key_reuse_inside_different_cond_branches_is_fine():
 
 
 def test_dependencies_follow_scan_carries_and_while_predicates():
-    from blox_inspect.checks._program import Program
+    from blox_inspect.analysis.flat_program import FlatProgram as Program
 
     def f(a, b, c, d):
         carry, _ = jax.lax.scan(lambda h, x: (h * x, None), a, b)  # out depends on a and b
@@ -246,7 +246,7 @@ NUMERICS = {
 
 @pytest.mark.parametrize("name", sorted(NUMERICS))
 def test_numerics_patterns(name):
-    from blox_inspect.checks._program import Program
+    from blox_inspect.analysis.flat_program import FlatProgram as Program
     from blox_inspect.checks.numerics import _numerics
 
     fn, expected = NUMERICS[name]
@@ -275,7 +275,7 @@ RANDOM = {
 
 @pytest.mark.parametrize("name", sorted(RANDOM))
 def test_jax_random_functions_are_not_key_reuse(name):
-    from blox_inspect.checks._program import Program
+    from blox_inspect.analysis.flat_program import FlatProgram as Program
     from blox_inspect.checks.rng import reuse_findings
 
     fn, expected = RANDOM[name]

@@ -1,4 +1,4 @@
-"""blox_inspect._checkpoints: lazy reads, a module tree rebuilt from path keys, model matching."""
+"""blox_inspect.load.checkpoints: lazy reads, a module tree rebuilt from path keys, model matching."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +8,7 @@ from tui_reports import gpt_params, gpt_report
 
 import blox as bx
 from blox_inspect import InspectError
-from blox_inspect._checkpoints import CheckpointReader, match_checkpoint, report_from_checkpoint
+from blox_inspect.load.checkpoints import CheckpointReader, match_checkpoint, report_from_checkpoint
 
 
 def test_report_from_checkpoint_rebuilds_the_tree(tmp_path):

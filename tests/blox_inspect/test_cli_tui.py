@@ -9,10 +9,10 @@ import pytest
 from tui_pilot import settle, text
 
 import blox as bx
-from blox_inspect._loading import load_model
-from blox_inspect._stats import array_stats
+from blox_inspect.analysis.stats import array_stats
 from blox_inspect.cli import main
 from blox_inspect.commands.tui import build_app
+from blox_inspect.load.model_file import load_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MLP = os.path.join(HERE, "models", "mlp.py")

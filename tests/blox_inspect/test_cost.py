@@ -4,12 +4,12 @@ import os
 import pytest
 
 from blox_inspect import cli
-from blox_inspect._cost import analyse_cost
-from blox_inspect._cost_report import CostReport
-from blox_inspect._devices import DEVICES, get_device, parse_bytes
-from blox_inspect._errors import InspectError
-from blox_inspect._loading import load_model
+from blox_inspect.analysis.cost import analyse_cost
+from blox_inspect.analysis.devices import DEVICES, get_device, parse_bytes
+from blox_inspect.common.errors import InspectError
+from blox_inspect.load.model_file import load_model
 from blox_inspect.renderers.cost import render_markdown, render_text
+from blox_inspect.report.cost import CostReport
 
 MODELS = os.path.join(os.path.dirname(__file__), "models")
 MATMUL = os.path.join(MODELS, "matmul.py")

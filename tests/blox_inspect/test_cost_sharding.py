@@ -6,10 +6,10 @@ import os
 import pytest
 
 from blox_inspect import cli
-from blox_inspect._cost import analyse_cost
-from blox_inspect._errors import InspectError
-from blox_inspect._loading import load_model
-from blox_inspect._shard_plan import MAX_SIMULATED_DEVICES, make_plan, parse_mesh
+from blox_inspect.analysis.cost import analyse_cost
+from blox_inspect.analysis.shard_plan import MAX_SIMULATED_DEVICES, make_plan, parse_mesh
+from blox_inspect.common.errors import InspectError
+from blox_inspect.load.model_file import load_model
 from blox_inspect.renderers.cost import render_text
 
 MODELS = os.path.join(os.path.dirname(__file__), "models")

@@ -1,11 +1,11 @@
-"""blox_inspect._diff: checkpoint differences, with value deltas against numpy."""
+"""blox_inspect.analysis.diff: checkpoint differences, with value deltas against numpy."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import blox as bx
-from blox_inspect._diff import compare_values, diff_checkpoints
+from blox_inspect.analysis.diff import compare_values, diff_checkpoints
 
 
 def _save(path, arrays):

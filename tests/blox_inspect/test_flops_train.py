@@ -1,9 +1,9 @@
 import jax
 import jax.numpy as jnp
 
-from blox_inspect._flops import count_flops
-from blox_inspect._loading import load_model
-from blox_inspect._train import make_train_step
+from blox_inspect.analysis.flops import count_flops
+from blox_inspect.analysis.train import make_train_step
+from blox_inspect.load.model_file import load_model
 
 MLP = __file__.replace("test_flops_train.py", "models/mlp.py")
 

@@ -129,7 +129,7 @@ def test_params_from_a_checkpoint_header(tmp_path):
     import jax
 
     import blox as bx
-    from blox_inspect._loading import load_model
+    from blox_inspect.load.model_file import load_model
 
     model = str(REPO / "tests/blox_inspect/models/mlp.py")
     ckpt = tmp_path / "mlp.safetensors"

@@ -10,9 +10,9 @@ import graph_reports as gr
 import pytest
 
 from blox_inspect import InspectError
+from blox_inspect.analysis.diagram import plan
+from blox_inspect.analysis.folds import find_folds
 from blox_inspect.renderers import _layout
-from blox_inspect.renderers._diagram import plan
-from blox_inspect.renderers._folds import find_folds
 from blox_inspect.renderers.graphviz import build_graph, to_dot
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -279,7 +279,7 @@ def test_blocks_fold_although_their_config_names_themselves_and_labels_hide_modu
 
 
 def test_a_module_called_twice_is_marked_shared_with_its_methods():
-    from blox_inspect._report import CallInfo
+    from blox_inspect.report.model import CallInfo
 
     r = gr.tiny()
     proj = r.module("net/proj")

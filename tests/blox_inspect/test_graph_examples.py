@@ -5,13 +5,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import blox_inspect
 from blox_inspect import longest_path, topological_order
-from blox_inspect._loading import load_model
-from blox_inspect._summary import summarize_loaded
+from blox_inspect.analysis.diagram import plan
+from blox_inspect.analysis.folds import find_folds
+from blox_inspect.analysis.summary import summarize_loaded
 from blox_inspect.cli import main
+from blox_inspect.load.model_file import load_model
 from blox_inspect.renderers import _layout
-from blox_inspect.renderers._diagram import plan
-from blox_inspect.renderers._folds import find_folds
 from blox_inspect.renderers.graphviz import to_dot
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -61,7 +62,7 @@ def test_gpt2_drawing_shows_the_tied_embedding_once_and_the_folded_blocks(gpt2):
 
 
 def test_gpt2_dataflow_graph_runs_from_tokens_to_logits(gpt2):
-    g = gpt2.to_networkx(depth=1)  # the blocks as boxes
+    g = blox_inspect.to_networkx(gpt2, depth=1)  # the blocks as boxes
     order = topological_order(g)
     assert order.index("gpt2/transformer/h/0") < order.index("gpt2/transformer/h/11") < order.index("<output:0>")
     path = longest_path(g)

@@ -1,4 +1,4 @@
-from blox_inspect._hlo_parse import computation_repeats, find_collectives, find_loops, shape_bytes
+from blox_inspect.analysis.hlo_parse import computation_repeats, find_collectives, find_loops, shape_bytes
 
 # A trimmed optimized-HLO module: an all-reduce at the top level, and an all-gather inside a loop body
 # that XLA knows runs 10 times, itself inside a loop of 4.

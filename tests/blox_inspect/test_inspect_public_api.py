@@ -4,6 +4,8 @@ import types
 
 import blox_inspect
 
+TIERS = {"analysis", "checks", "common", "load", "renderers", "report"}
+
 PUBLIC = [
     "CostReport",
     "Finding",
@@ -16,8 +18,10 @@ PUBLIC = [
     "fan_out",
     "load_model",
     "longest_path",
+    "render",
     "summarize_loaded",
     "summary",
+    "to_networkx",
     "topological_order",
 ]
 
@@ -36,4 +40,13 @@ def test_public_names_come_from_private_modules():
     for name in PUBLIC:
         module = getattr(blox_inspect, name).__module__
         assert module.startswith("blox_inspect."), (name, module)
-        assert any(part.startswith("_") or part == "checks" for part in module.split(".")[1:]), (name, module)
+        assert module.split(".")[1] in TIERS, (name, module)
+
+
+def test_importing_blox_inspect_imports_no_jax():
+    import subprocess
+    import sys
+
+    code = "import sys, blox_inspect; blox_inspect.__dir__(); print('jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"

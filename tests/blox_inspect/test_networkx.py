@@ -1,13 +1,14 @@
-"""Report.to_networkx() and the dataflow helpers on it."""
+"""to_networkx(report) and the dataflow helpers on it."""
 
 import graph_reports as gr
 import networkx as nx
 
-from blox_inspect._networkx import fan_in, fan_out, longest_path, topological_order
+import blox_inspect
+from blox_inspect.analysis.dataflow import fan_in, fan_out, longest_path, topological_order
 
 
 def test_nodes_carry_module_attributes_and_edges_their_tensors():
-    g = gr.tiny().to_networkx()
+    g = blox_inspect.to_networkx(gr.tiny())
     assert isinstance(g, nx.DiGraph)
     assert g.nodes["net/proj"] == {
         "kind": "module", "type": "Linear", "config": {"features": "8"}, "depth": 1, "parent": "net",
@@ -22,7 +23,7 @@ def test_nodes_carry_module_attributes_and_edges_their_tensors():
 
 
 def test_order_longest_path_and_fans_match_a_hand_count():
-    g = gr.tiny().to_networkx()
+    g = blox_inspect.to_networkx(gr.tiny())
     order = topological_order(g)
     for u, v in g.edges:
         assert order.index(u) < order.index(v)
@@ -33,7 +34,7 @@ def test_order_longest_path_and_fans_match_a_hand_count():
 
 def test_flops_weighted_longest_path_is_the_critical_path():
     r = gr.llama(n_layers=2, d=64, hidden=128, heads=4, kv_heads=4, vocab=100, seq=8)
-    g = r.to_networkx()
+    g = blox_inspect.to_networkx(r)
     path = longest_path(g, weight="flops")
     assert "llama/layers/0/attn/q" in path  # q is wider than k and v, so it is on the critical path
     assert "llama/layers/0/attn/k" not in path
@@ -41,7 +42,7 @@ def test_flops_weighted_longest_path_is_the_critical_path():
 
 
 def test_depth_collapses_like_the_diagram():
-    g = gr.gpt2(n_layer=3, d=64, vocab=100, seq=8).to_networkx(depth=1)
+    g = blox_inspect.to_networkx(gr.gpt2(n_layer=3, d=64, vocab=100, seq=8), depth=1)
     assert "gpt2/h/0/ln_1" not in g and "gpt2" not in g
     assert g.has_edge("gpt2/h/0", "gpt2/h/1") and g.has_edge("gpt2/ln_f", "gpt2/wte")
     assert g.edges["gpt2/h/2", "gpt2/ln_f"]["tensors"] == ["float32[1,8,64]"]
@@ -49,7 +50,7 @@ def test_depth_collapses_like_the_diagram():
 
 def test_a_shared_module_closes_a_cycle_that_is_kept_as_one_step():
     # GPT-2's tied embedding: wte embeds the tokens and later turns ln_f's output into logits.
-    g = gr.gpt2(n_layer=3, d=64, vocab=100, seq=8).to_networkx(depth=1)
+    g = blox_inspect.to_networkx(gr.gpt2(n_layer=3, d=64, vocab=100, seq=8), depth=1)
     order = topological_order(g)
     assert order == [
         "<input:0>", "gpt2/wpe", "gpt2/wte", "gpt2/drop", "gpt2/h/0", "gpt2/h/1", "gpt2/h/2", "gpt2/ln_f", "<output:0>",
@@ -70,7 +71,7 @@ def test_on_a_summarised_model():
     node = g / "mlp"
     mlp = bx.Sequential(node, [bx.Linear(node / "l1", 8, rng), jax.nn.relu, bx.Linear(node / "l2", 2, rng)])
     report = blox_inspect.summary(mlp, jax.ShapeDtypeStruct((3, 4), jnp.float32), xla=False)
-    dag = report.to_networkx()
+    dag = blox_inspect.to_networkx(report)
     assert topological_order(dag) == ["<input:0>", "net/rng", "net/mlp/l1", "net/mlp/l2", "<output:0>"]
     assert longest_path(dag) == ["<input:0>", "net/mlp/l1", "net/mlp/l2", "<output:0>"]
     assert dag.edges["net/mlp/l1", "net/mlp/l2"]["tensors"] == ["float32[3,8]"]

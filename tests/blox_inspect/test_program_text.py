@@ -1,11 +1,11 @@
-"""blox_inspect._program_text: per-module jaxpr and HLO slices."""
+"""blox_inspect.analysis.program_text: per-module jaxpr and HLO slices."""
 
 import jax
 import jax.numpy as jnp
 
 import blox as bx
-from blox_inspect._loading import LoadedModel
-from blox_inspect._program_text import hlo_lines_for, jaxpr_lines_by_module, model_jaxpr_lines
+from blox_inspect.analysis.program_text import hlo_lines_for, jaxpr_lines_by_module, model_jaxpr_lines
+from blox_inspect.load.model_file import LoadedModel
 
 
 def _mlp():

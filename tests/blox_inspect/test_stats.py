@@ -1,10 +1,10 @@
-"""blox_inspect._stats: array statistics and block-character histograms, against numpy."""
+"""blox_inspect.analysis.stats: array statistics and block-character histograms, against numpy."""
 
 import ml_dtypes
 import numpy as np
 import pytest
 
-from blox_inspect._stats import BLOCKS, array_stats, histogram_bars
+from blox_inspect.analysis.stats import BLOCKS, array_stats, histogram_bars
 
 
 def test_matches_numpy_on_finite_values():

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from blox_inspect import load_model, summarize_loaded
-from blox_inspect.renderers import _rows
+from blox_inspect.analysis import rows as _rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -7,9 +7,9 @@ from tui_pilot import cursor, settle, text, tree
 from tui_reports import gpt_params, gpt_report
 
 import blox as bx
-from blox_inspect._checkpoints import CheckpointReader, match_checkpoint, report_from_checkpoint
-from blox_inspect._diff import diff_checkpoints
-from blox_inspect._stats import array_stats
+from blox_inspect.analysis.diff import diff_checkpoints
+from blox_inspect.analysis.stats import array_stats
+from blox_inspect.load.checkpoints import CheckpointReader, match_checkpoint, report_from_checkpoint
 from blox_inspect.tui import make_app
 from blox_inspect.tui.screens import HelpScreen
 from blox_inspect.tui.widgets import ModuleTree
@@ -344,7 +344,7 @@ async def test_big_params_get_statistics_in_a_worker(report, monkeypatch):
 
 
 def test_rows_name_the_path_below_the_parent():
-    from blox_inspect._report import ModuleInfo
+    from blox_inspect.report.model import ModuleInfo
     from blox_inspect.tui.widgets import module_label
 
     # GPT-2's blocks live at transformer/h/0 where `h` is a graph node without a module

@@ -6,8 +6,8 @@ from tui_pilot import settle
 from tui_reports import gpt_params, gpt_report
 
 import blox as bx
-from blox_inspect._checkpoints import CheckpointReader, match_checkpoint
-from blox_inspect._diff import diff_checkpoints
+from blox_inspect.analysis.diff import diff_checkpoints
+from blox_inspect.load.checkpoints import CheckpointReader, match_checkpoint
 from blox_inspect.tui import make_app
 
 SIZE = (120, 40)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 import blox as bx
-from blox_inspect._report import CallInfo, ModuleInfo, ParamInfo, Report, TensorSpec, Totals
+from blox_inspect.report.model import CallInfo, ModuleInfo, ParamInfo, Report, TensorSpec, Totals
 
 BATCH, SEQ = 2, 16
 STATS = ("params", "trainable_params", "param_bytes", "flops", "flops_train")

@@ -6,8 +6,7 @@ import os
 import sys
 
 from blox._checkpoint import atomic_write
-
-from ._errors import InspectError
+from blox_inspect.common.errors import InspectError
 
 
 def write_output(text: str | bytes, path: str | None) -> None:

@@ -13,9 +13,16 @@ import jax.numpy as jnp
 import numpy as np
 
 import blox as bx
-
-from ._compile import compile_facts
-from ._cost_report import (
+from blox_inspect.analysis.compile import compile_facts
+from blox_inspect.analysis.devices import DTYPE_ALIASES, DeviceSpec, get_device
+from blox_inspect.analysis.flops import FlopCount, count_flops
+from blox_inspect.analysis.jaxpr import scan_lengths
+from blox_inspect.analysis.programs import build_program, module_scopes, op_path, scope_pattern
+from blox_inspect.analysis.shard_plan import ShardPlan, make_plan
+from blox_inspect.analysis.simulate import compile_for_mesh, with_batch
+from blox_inspect.common.units import human_bytes
+from blox_inspect.load.model_file import LoadedModel
+from blox_inspect.report.cost import (
     Comparison,
     CompiledFacts,
     CostReport,
@@ -24,13 +31,6 @@ from ._cost_report import (
     Roofline,
     ShardingReport,
 )
-from ._devices import DTYPE_ALIASES, DeviceSpec, get_device
-from ._flops import FlopCount, count_flops
-from ._loading import LoadedModel
-from ._programs import build_program, module_scopes, scope_pattern
-from ._shard_plan import ShardPlan, make_plan
-from ._simulate import compile_for_mesh, with_batch
-from ._units import human_bytes
 
 OUTSIDE = "(outside modules)"
 MATMUL_PRIMITIVES = ("dot_general", "conv_general_dilated")
@@ -62,8 +62,8 @@ def cost(
         >>> r.flops, r.compiled.flops, r.roofline.bound  # 2 * 64 * 32 * 16
         (65536, 65536, 'memory')
     """
-    from ._devices import parse_bytes
-    from ._shard_plan import parse_mesh
+    from blox_inspect.analysis.devices import parse_bytes
+    from blox_inspect.analysis.shard_plan import parse_mesh
 
     loaded = LoadedModel(model=model, inputs=tuple(inputs), kwargs=dict(kwargs), source=type(model).__name__)
     if isinstance(mesh, str):
@@ -93,17 +93,17 @@ def analyse_cost(
     Args:
         loaded: the model (see :func:`blox_inspect.load_model`).
         train: analyse the whole train step (forward, backward, Adam update) instead of the forward pass.
-        device: roofline device name (see ``blox_inspect._devices.DEVICES``), or None for no roofline.
+        device: roofline device name (see ``blox_inspect.analysis.devices.DEVICES``), or None for no roofline.
         dtype: the compute dtype for the roofline peak; default: the dtype holding most parameter bytes.
         mesh: ``{'data': 8}`` etc. to compile for a device mesh and estimate per-device memory.
-        strategy: 'fsdp', 'tp' or 'metadata' (see ``blox_inspect._shard_plan``).
+        strategy: 'fsdp', 'tp' or 'metadata' (see ``blox_inspect.analysis.shard_plan``).
         device_memory: bytes per device for the fit verdict; default: the device's memory.
         batch: override the leading dimension of every input.
         spec: the model file spec, needed to simulate meshes larger than this process's device count.
         force_subprocess: always compile meshes in a subprocess (used by tests).
 
     Example:
-        >>> from blox_inspect._loading import load_model
+        >>> from blox_inspect.load.model_file import load_model
         >>> r = analyse_cost(load_model('tests/blox_inspect/models/matmul.py'), device=None)
         >>> r.flops == r.compiled.flops == 2 * 64 * 32 * 16
         True
@@ -166,7 +166,8 @@ def describe_example(example: str, scopes: Any) -> str:
     """``'f32[8,16] @ jit(step)/transpose(jvp(net/mlp))/net/mlp/l1/dot_general'`` ->
     ``'f32[8,16] net/mlp/l1 dot_general (backward)'``: the innermost module named in the op name."""
     shape, _, op_name = example.partition(" @ ")
-    found = [s for s in scopes if scope_pattern(s).search(op_name)]
+    path = op_path(op_name)
+    found = [s for s in scopes if scope_pattern(s).search(path)]
     where = max(found, key=len) if found else ""
     prim = op_name.rsplit("/", 1)[-1].strip("()") if op_name else ""
     backward = " (backward)" if "transpose(" in op_name else ""
@@ -199,24 +200,6 @@ def module_rows(loaded: LoadedModel, count: FlopCount) -> list[ModuleFlops]:
 
 def _close(a: int | None, b: int | None, tol: float = 0.005) -> bool:
     return a is not None and b is not None and abs(a - b) <= tol * max(abs(a), abs(b), 1)
-
-
-def scan_lengths(closed: Any) -> list[int]:
-    """Lengths of the ``scan``s in a jaxpr (any depth): the loops our count multiplies and XLA counts once.
-    (XLA also lowers some primitives, e.g. threefry random bits, to small while loops; those are not here.)"""
-    from ._programs import _sub_jaxprs
-
-    found: list[int] = []
-
-    def visit(jaxpr: Any) -> None:
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "scan":
-                found.append(int(eqn.params["length"]))
-            for sub in _sub_jaxprs(eqn):
-                visit(sub)
-
-    visit(closed.jaxpr)
-    return found
 
 
 def compare(count: FlopCount, facts: CompiledFacts, scans: list[int] | None = None) -> list[Comparison]:

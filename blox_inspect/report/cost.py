@@ -1,6 +1,6 @@
 """The CostReport: compiled costs, memory, roofline and sharded per-device estimates, as plain data.
 
-Analysis (``blox_inspect._cost``) builds it; renderers (``blox_inspect.renderers.cost``) print it. Every byte
+Analysis (``blox_inspect.analysis.cost``) builds it; renderers (``blox_inspect.renderers.cost``) print it. Every byte
 and FLOP count is an exact int in JSON (floats only for ratios and seconds); ``from_json(to_json(r)) == r``.
 """
 
@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import InspectError
-from ._report import _build
+from blox_inspect.common.errors import InspectError
+from blox_inspect.report.model import _build
 
 COST_SCHEMA_VERSION = 1
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checkpoints import CheckpointReader
+from blox_inspect.load.checkpoints import CheckpointReader
 
 STATUSES = ("added", "removed", "shape", "dtype", "changed", "unchanged")
 

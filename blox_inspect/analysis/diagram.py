@@ -13,9 +13,9 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from .._errors import InspectError
-from .._report import ModuleInfo, Report, TensorSpec
-from ._folds import Fold, ModuleIndex, find_folds
+from blox_inspect.analysis.folds import Fold, ModuleIndex, find_folds
+from blox_inspect.common.errors import InspectError
+from blox_inspect.report.model import ModuleInfo, Report, TensorSpec
 
 UNKNOWN_FOCUS = (
     "--focus {path!r}: no module with that path in the report of {model}. Expected a module path such as "

@@ -17,12 +17,11 @@ import jax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 import blox as bx
-
-from ._cost_report import CollectiveStats, CompiledFacts, LoopInfo, MemoryStats, ParamShard, XlaCost
-from ._hlo_parse import COLLECTIVES, find_collectives, find_loops
-from ._programs import Program
-from ._shard_plan import ShardPlan, partition_spec, spec_str, state_specs
-from ._units import array_bytes
+from blox_inspect.analysis.hlo_parse import COLLECTIVES, find_collectives, find_loops
+from blox_inspect.analysis.programs import Program
+from blox_inspect.analysis.shard_plan import ShardPlan, partition_spec, spec_str, state_specs
+from blox_inspect.common.units import array_bytes
+from blox_inspect.report.cost import CollectiveStats, CompiledFacts, LoopInfo, MemoryStats, ParamShard, XlaCost
 
 
 def xla_cost(source: Any) -> XlaCost:

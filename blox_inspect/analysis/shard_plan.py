@@ -29,8 +29,7 @@ import jax
 from jax.sharding import PartitionSpec
 
 import blox as bx
-
-from ._errors import InspectError
+from blox_inspect.common.errors import InspectError
 
 STRATEGIES = ("fsdp", "tp", "metadata")
 # jax_num_cpu_devices up to 2048 was verified to create devices and compile on a CPU-only machine

@@ -153,12 +153,6 @@ class Report:
             raise KeyError(path)
         return found
 
-    def to_networkx(self, depth: int | None = None):
-        """The dataflow as a ``networkx.DiGraph``; see ``blox_inspect._networkx``."""
-        from ._networkx import to_networkx
-
-        return to_networkx(self, depth=depth)
-
     # --- serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -170,7 +164,7 @@ class Report:
     def from_dict(cls, data: dict[str, Any]) -> Report:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
-            from ._errors import InspectError
+            from blox_inspect.common.errors import InspectError
 
             raise InspectError(
                 f"report has schema_version {version!r}, this blox-inspect reads version {SCHEMA_VERSION}. "
@@ -182,15 +176,12 @@ class Report:
     def from_json(cls, text: str) -> Report:
         return cls.from_dict(json.loads(text))
 
-    def __rich__(self):
-        from .renderers.table import render_rich
-
-        return render_rich(self)
-
-    def __str__(self) -> str:
-        from .renderers.table import render_text
-
-        return render_text(self)
+    def __repr__(self) -> str:
+        t = self.totals
+        return (
+            f"<Report {self.model!r}: {len(self.modules)} modules, {t.params:,} params, "
+            f"{t.flops:,} FLOPs; render with blox_inspect.render(report)>"
+        )
 
 
 def _plain(value: Any) -> Any:

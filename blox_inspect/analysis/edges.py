@@ -22,21 +22,13 @@ from typing import Any
 
 from jax.extend import core as jcore
 
-from ._report import Edge, TensorSpec
-from ._trace import TAG_NAME, Trace, spec_of
-
-
-def _open(j: Any) -> Any:
-    return j.jaxpr if isinstance(j, jcore.ClosedJaxpr) else j
+from blox_inspect.analysis.jaxpr import inner_jaxprs, open_jaxpr
+from blox_inspect.analysis.trace import TAG_NAME, Trace, spec_of
+from blox_inspect.report.model import Edge, TensorSpec
 
 
 def _sub_jaxprs(eqn: Any) -> list[Any]:
-    found = []
-    for value in eqn.params.values():
-        for v in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(v, (jcore.Jaxpr, jcore.ClosedJaxpr)):
-                found.append(_open(v))
-    return found
+    return [open_jaxpr(j) for j in inner_jaxprs(eqn)]
 
 
 def _call_inputs(eqn: Any) -> list[Any]:
@@ -54,7 +46,7 @@ class _Index:
         self.owners: dict[Any, list[Any]] = {}  # inner invar -> equations that run its jaxpr
         self.tags: list[Any] = []
         self._done: set[int] = set()
-        self._index(_open(jaxpr))
+        self._index(open_jaxpr(jaxpr))
 
     def _index(self, j: Any) -> None:
         for eqn in j.eqns:
@@ -77,7 +69,7 @@ class _Index:
 def compute_edges(trace: Trace, paths: list[str]) -> list[Edge]:
     """Edges between call sites; ``paths[site]`` is the module path of each call."""
     index = _Index(trace.jaxpr, trace.id)
-    top = _open(trace.jaxpr)
+    top = open_jaxpr(trace.jaxpr)
     inputs = {v: i for i, v in enumerate(top.invars[trace.n_param_leaves :])}
     params = set(top.invars[: trace.n_param_leaves])
     edges: list[Edge] = []

@@ -4,14 +4,15 @@ Every blox module call runs inside ``jax.named_scope(path_str(path))``, so an
 equation's name stack (and an HLO instruction's ``op_name``) names every module
 it ran inside. One pass over the jaxpr gives every module its lines at once.
 Building the program, printing equations and filtering HLO are shared with
-``blox-inspect hlo`` (``blox_inspect._programs``).
+``blox-inspect hlo`` (``blox_inspect.analysis.programs``).
 """
 
 from __future__ import annotations
 
 import jax
 
-from ._programs import _eqn_printer, _sub_jaxprs, build_program, filter_hlo
+from blox_inspect.analysis.jaxpr import inner_jaxprs, module_chain, walk
+from blox_inspect.analysis.programs import _eqn_printer, build_program, filter_hlo
 
 MAX_LINE = 240
 
@@ -21,7 +22,7 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_LINE else text[: MAX_LINE - 1] + "…"
 
 
-def jaxpr_lines_by_module(jaxpr) -> dict[str, list[str]]:
+def jaxpr_lines_by_module(jaxpr, modules: frozenset[str] | None = None) -> dict[str, list[str]]:
     """Maps each module path to the jaxpr equations traced inside it (children included).
 
     Equations holding sub-jaxprs (jit, scan, custom_jvp) are expanded into their
@@ -39,20 +40,12 @@ def jaxpr_lines_by_module(jaxpr) -> dict[str, list[str]]:
     """
     out: dict[str, list[str]] = {}
     show = _eqn_printer()
-
-    def visit(jx, outer: tuple[str, ...]) -> None:
-        for eqn in jx.eqns:
-            scopes = outer + tuple(s.name for s in eqn.source_info.name_stack.stack if type(s).__name__ == "Scope")
-            subs = _sub_jaxprs(eqn)
-            if subs:
-                for sub in subs:
-                    visit(sub, scopes)
-                continue
-            line = _short(show(eqn))
-            for scope in dict.fromkeys(scopes):
-                out.setdefault(scope, []).append(line)
-
-    visit(getattr(jaxpr, "jaxpr", jaxpr), ())
+    for eqn, stack, _, _ in walk(jaxpr):
+        if inner_jaxprs(eqn):
+            continue  # jit, scan, custom_jvp: their inner equations come on their own
+        line = _short(show(eqn))
+        for scope in dict.fromkeys(module_chain(stack, modules)):
+            out.setdefault(scope, []).append(line)
     return out
 
 
@@ -62,7 +55,7 @@ def model_jaxpr_lines(loaded) -> dict[str, list[str]]:
     Nothing is allocated: params and inputs are ``jax.ShapeDtypeStruct``.
     """
     program = build_program(loaded)
-    return jaxpr_lines_by_module(jax.make_jaxpr(program.fn)(*program.args))
+    return jaxpr_lines_by_module(jax.make_jaxpr(program.fn)(*program.args), program.modules)
 
 
 def hlo_lines_for(hlo_text: str, path: str) -> list[str]:

@@ -1,12 +1,11 @@
 """Analysis tier: one abstract trace of a model's forward pass, observing every module call.
 
 While ``jax.jit(forward).trace`` traces the forward pass (giving both its jaxpr and
-the program XLA compiles), ``blox._module._call_module`` is
-temporarily replaced (restored in ``finally``) by an observer that records, per
-call, the module, method, caller and input/output shapes, and wraps each array
+the program XLA compiles), an observer registered with blox's public hook
+``bx.observe_calls`` (restored in ``finally``) records, per call, the module, method, caller and input/output shapes, and wraps each array
 input and output in an identity *tag* primitive. The tags survive into the jaxpr
 and make dataflow between modules visible even through plain-JAX code in
-between (see :mod:`blox_inspect._edges`). Tags cost nothing: they lower to their
+between (see :mod:`blox_inspect.analysis.edges`). Tags cost nothing: they lower to their
 operand and the FLOP counter gives them zero.
 """
 
@@ -22,10 +21,8 @@ from jax.extend import core as jcore
 from jax.interpreters import ad, batching, mlir
 
 import blox as bx
-from blox import _module
-
-from ._errors import InspectError
-from ._report import TensorSpec
+from blox_inspect.common.errors import InspectError
+from blox_inspect.report.model import TensorSpec
 
 TAG_NAME = "blox_tag"
 
@@ -143,40 +140,35 @@ _TRACE_IDS = itertools.count(1)
 
 
 class _Observer:
-    def __init__(self, original):
-        self.original = original
+    """Records every module call and tags its array inputs and outputs (a ``bx.observe_calls`` observer)."""
+
+    def __init__(self):
         self.id = next(_TRACE_IDS)
         self.calls: list[Call] = []
-        self.stack: list[bx.Module] = []
         self.failure: tuple[Call, BaseException] | None = None
 
-    def __call__(self, module, method, params, args, kwargs):
-        if module._active:  # super().__call__ inside a subclass: the same call
-            return self.original(module, method, params, args, kwargs)
+    def __call__(self, call: bx.ModuleCall, proceed):
         site = len(self.calls)
-        call = Call(
-            module=module,
-            method=method.__name__,
-            caller=self.stack[-1] if self.stack else None,
-            inputs=_array_specs((args, kwargs)),
+        record = Call(
+            module=call.module,
+            method=call.method,
+            caller=call.caller,
+            inputs=_array_specs((call.args, call.kwargs)),
         )
-        self.calls.append(call)
-        args, kwargs = _map_arrays((args, kwargs), lambda i, x: tag(x, site, "in", i, self.id))
-        self.stack.append(module)
+        self.calls.append(record)
+        args, kwargs = _map_arrays((call.args, call.kwargs), lambda i, x: tag(x, site, "in", i, self.id))
         try:
-            out = self.original(module, method, params, args, kwargs)
+            out = proceed(call.params, *args, **kwargs)
         except BaseException as e:
             if self.failure is None:  # the innermost module sees the exception first
-                self.failure = (call, e)
+                self.failure = (record, e)
             raise
-        finally:
-            self.stack.pop()
         if isinstance(out, tuple) and len(out) == 2 and _is_params(out[1]):
             value = _map_arrays(out[0], lambda i, x: tag(x, site, "out", i, self.id))
-            call.outputs = _array_specs(value)
+            record.outputs = _array_specs(value)
             return value, out[1]
         out = _map_arrays(out, lambda i, x: tag(x, site, "out", i, self.id))
-        call.outputs = _array_specs(out)
+        record.outputs = _array_specs(out)
         return out
 
 
@@ -191,16 +183,14 @@ def run_observed(fn, *args: Any, what: str = "the forward pass") -> tuple[Any, _
     The hook is restored in ``finally``, so it never outlives this call, even when the
     user's code raises.
     """
-    observer = _Observer(_module._call_module)
-    _module._call_module = observer
+    observer = _Observer()
     try:
-        return fn(*args), observer
+        with bx.observe_calls(observer):
+            return fn(*args), observer
     except InspectError:
         raise
     except Exception as e:
         raise _model_error(observer.failure, e, what) from e
-    finally:
-        _module._call_module = observer.original
 
 
 def trace_forward(model: bx.Module, params: bx.Params, inputs: tuple, kwargs: dict) -> Trace:

@@ -17,9 +17,8 @@ import jax.numpy as jnp
 import optax
 
 import blox as bx
-
-from ._errors import InspectError
-from ._loading import LoadedModel
+from blox_inspect.common.errors import InspectError
+from blox_inspect.load.model_file import LoadedModel
 
 
 def default_loss(outputs: Any, *inputs: Any) -> jax.Array:

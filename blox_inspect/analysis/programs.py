@@ -15,9 +15,10 @@ from typing import Any
 
 import jax
 
-from ._errors import InspectError
-from ._loading import LoadedModel
-from ._train import make_train_step
+from blox_inspect.analysis.jaxpr import inner_jaxprs, module_chain, walk
+from blox_inspect.analysis.train import make_train_step
+from blox_inspect.common.errors import InspectError
+from blox_inspect.load.model_file import LoadedModel
 
 STAGES = ("jaxpr", "stablehlo", "hlo", "optimized")
 
@@ -40,6 +41,7 @@ class Program:
     fn: Callable  # the plain (un-jitted) function
     args: tuple
     donate_argnums: tuple[int, ...] = ()
+    modules: frozenset[str] | None = None  # every module's path string, to resolve name stacks
 
     def jitted(self, **kwargs: Any) -> Callable:
         return jax.jit(self.fn, donate_argnums=self.donate_argnums, **kwargs)
@@ -56,20 +58,23 @@ def build_program(loaded: LoadedModel, train: bool = False, params: Any = None) 
     """The forward pass ``(params, *inputs) -> outputs`` or the train step (params and optimizer state donated).
 
     Example:
-        >>> from blox_inspect._loading import load_model
+        >>> from blox_inspect.load.model_file import load_model
         >>> loaded = load_model('tests/blox_inspect/models/mlp.py')
         >>> build_program(loaded, train=True).donate_argnums
         (0, 1, 2)
     """
     params = _abstract(loaded.abstract_params() if params is None else params)
+    modules = frozenset(module_scopes(loaded))
     if train:
         ts = make_train_step(loaded)
-        return Program("train step", ts.step, ts.abstract_args(loaded, params), donate_argnums=(0, 1, 2))
+        return Program(
+            "train step", ts.step, ts.abstract_args(loaded, params), donate_argnums=(0, 1, 2), modules=modules
+        )
 
     def forward(params: Any, *inputs: Any) -> Any:
         return loaded.apply(params, *inputs)[0]
 
-    return Program("forward", forward, (params, *loaded.abstract_inputs()))
+    return Program("forward", forward, (params, *loaded.abstract_inputs()), modules=modules)
 
 
 def module_scopes(loaded: LoadedModel) -> dict[str, str]:
@@ -92,8 +97,26 @@ def check_module(loaded: LoadedModel, scope: str) -> str:
 
 
 def scope_pattern(scope: str) -> re.Pattern:
-    """Matches ``scope`` as a whole path inside an op name (``net/l1`` does not match ``net/l10``)."""
+    """Matches ``scope`` as a whole path inside an op name (``net/l1`` does not match ``net/l10``).
+
+    Search :func:`op_path` of the op name: transforms wrap the first scope after them
+    (``transpose(jvp(net))/mlp/l1``), which would hide the path ``net/mlp/l1``.
+    """
     return re.compile(r"(?:^|[/(\"])" + re.escape(scope) + r"(?=$|[/)\";])")
+
+
+_TRANSFORM = re.compile(r"\b[a-z_]+\(")
+
+
+def op_path(op_name: str) -> str:
+    """An op name with JAX's transform wrappers removed: ``jit(step)/transpose(jvp(net))/mlp/l1/dot_general``
+    -> ``step/net/mlp/l1/dot_general``.
+
+    Example:
+        >>> op_path('jit(step)/transpose(jvp(net))/mlp/l1/dot_general')
+        'step/net/mlp/l1/dot_general'
+    """
+    return _TRANSFORM.sub("", op_name).replace(")", "")
 
 
 # --- text at each stage ------------------------------------------------------------------------------------
@@ -105,7 +128,7 @@ def program_text(program: Program, stage: str, scope: str | None = None) -> str:
         raise InspectError(MSG_STAGE.format(got=stage, known=", ".join(STAGES)))
     if stage == "jaxpr":
         closed = jax.make_jaxpr(program.fn)(*program.args)
-        text = str(closed) if scope is None else filter_jaxpr(closed, scope)
+        text = str(closed) if scope is None else filter_jaxpr(closed, scope, program.modules)
     else:
         lowered = program.lower()
         if stage == "stablehlo":
@@ -131,24 +154,20 @@ def hlo_text(computation: Any) -> str:
     return computation.as_hlo_module().to_string(options)
 
 
-def filter_jaxpr(closed: Any, scope: str) -> str:
-    """The equations (at any depth) whose name stack holds ``scope`` or a sub-path of it, one per block."""
+def filter_jaxpr(closed: Any, scope: str, modules: frozenset[str] | None = None) -> str:
+    """The equations (at any depth) run inside module ``scope`` or a module below it, one per block.
+
+    ``modules`` resolves name stacks (see :func:`blox_inspect.analysis.jaxpr.module_chain`).
+    """
     lines: list[str] = []
     prefix = scope + "/"
     show = _eqn_printer()
-
-    def visit(jaxpr: Any, outer: tuple) -> None:
-        for eqn in jaxpr.eqns:
-            stack = outer + tuple(eqn.source_info.name_stack.stack)
-            names = [getattr(s, "name", "") for s in stack if type(s).__name__ == "Scope"]
-            if any(n == scope or n.startswith(prefix) for n in names):
-                inner = [n for n in names if n == scope or n.startswith(prefix)][-1]
-                lines.append(f"{show(eqn)}    # {inner}")
-                continue
-            for sub in _sub_jaxprs(eqn):
-                visit(sub, stack)
-
-    visit(closed.jaxpr, ())
+    for eqn, stack, _, _ in walk(closed):
+        if inner_jaxprs(eqn):
+            continue  # its equations come on their own
+        inside = [n for n in module_chain(stack, modules) if n == scope or n.startswith(prefix)]
+        if inside:
+            lines.append(f"{show(eqn)}    # {inside[-1]}")
     return "\n".join(lines)
 
 
@@ -161,19 +180,6 @@ def _eqn_printer() -> Callable[[Any], str]:
         return lambda eqn: core.pp_eqn(eqn, context, settings).format()
     except (ImportError, AttributeError, TypeError):  # private API moved: fall back to per-equation names
         return str
-
-
-def _sub_jaxprs(eqn: Any) -> list[Any]:
-    from jax.extend import core as jcore
-
-    found = []
-    for value in eqn.params.values():
-        for v in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(v, jcore.ClosedJaxpr):
-                found.append(v.jaxpr)
-            elif isinstance(v, jcore.Jaxpr):
-                found.append(v)
-    return found
 
 
 _COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%?[\w.\-]+\s.*\{\s*$")
@@ -189,7 +195,7 @@ def filter_hlo(text: str, scope: str) -> str:
             header = line
             continue
         m = re.search(r'op_name="([^"]*)"', line)
-        if m and pattern.search(m.group(1)):
+        if m and pattern.search(op_path(m.group(1))):
             if header is not None:
                 out.append(header.rstrip(" {"))
                 header = None
@@ -227,7 +233,7 @@ def filter_mlir(text: str, scope: str) -> str:
             continue
         refs = _LOC_REF.findall(line)
         op_names = [n for r in refs for n in names(r, set())] + re.findall(r'loc\("([^"]*)"', line)
-        if any(pattern.search(n) for n in op_names) and "=" in line.split("loc(")[0]:
+        if any(pattern.search(op_path(n)) for n in op_names) and "=" in line.split("loc(")[0]:
             out.append(_LOC_REF.sub("", line).rstrip())
     return "\n".join(out)
 

@@ -1,20 +1,20 @@
 """The dataflow of a Report as a networkx graph, with a few questions answered on it.
 
-``Report.to_networkx()`` (a thin method that imports this module) returns a
+``to_networkx(report)`` returns a
 ``networkx.DiGraph``: one node per module path (attributes from its ModuleInfo)
 plus ``<input:i>`` / ``<output:i>`` nodes, one edge per producer/consumer pair
 (attributes: the tensors that flow). ``depth=N`` re-attaches deeper endpoints to
 their ancestor N module levels below the root, like ``blox-inspect graph --depth``.
 
 Example:
-    >>> from blox_inspect._report import Edge, ModuleInfo, Report, TensorSpec, Totals
+    >>> from blox_inspect.report.model import Edge, ModuleInfo, Report, TensorSpec, Totals
     >>> def leaf(name):
     ...     return ModuleInfo(f"net/{name}", ["net", name], name, "Linear", {}, 1, None, [], 1, [], False)
     >>> t = TensorSpec([2, 4], "float32")
     >>> flow = [("<input:0>", "net/a"), ("net/a", "net/b"), ("net/a", "net/c"), ("net/b", "net/c"), ("net/c", "<output:0>")]
     >>> edges = [Edge(src, dst, t) for src, dst in flow]
     >>> report = Report("demo", "net", [t], {}, Totals(), [leaf(n) for n in "abc"], [], edges, outputs=[t])
-    >>> g = report.to_networkx()
+    >>> g = to_networkx(report)
     >>> topological_order(g)
     ['<input:0>', 'net/a', 'net/b', 'net/c', '<output:0>']
     >>> longest_path(g)
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # networkx takes ~0.5 s to import: only functions that build or walk a graph import it
     import networkx as nx
 
-    from ._report import Report
+    from blox_inspect.report.model import Report
 
 
 def to_networkx(report: Report, depth: int | None = None) -> nx.DiGraph:
@@ -44,7 +44,7 @@ def to_networkx(report: Report, depth: int | None = None) -> nx.DiGraph:
     """
     import networkx as nx
 
-    from .renderers._diagram import plan
+    from blox_inspect.analysis.diagram import plan
 
     g = nx.DiGraph(model=report.model, root=report.root)
     # The diagram's edges, every block drawn: nested edges joined through their containers into box-to-box flow.

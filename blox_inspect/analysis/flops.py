@@ -10,8 +10,8 @@ Rules (also in docs/inspect.md):
 - ``scan``: the body times its ``length``. A ``while_loop`` has no static trip count: its body is counted once
   and the loop is flagged in ``dynamic_loops``. ``cond``/``switch``: the most expensive branch.
 - Calls (``jit``, ``remat``, ``custom_jvp_call``, ...): their inner jaxpr, once.
-Each equation's FLOPs go to the innermost enclosing module scope (the last ``Scope`` in its name stack whose
-name is a module's scope string); equations outside every module go to ``''``.
+Each equation's FLOPs go to the innermost enclosing module (:func:`blox_inspect.analysis.jaxpr.module_of`);
+equations outside every module go to ``''``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jax.extend import core as jcore
+from blox_inspect.analysis.jaxpr import inner_jaxprs, module_of, open_jaxpr, trip_count
 
 ZERO_COST = frozenset(
     {
@@ -125,49 +125,6 @@ def eqn_flops(eqn: Any) -> int:
     return sum(_size(v.aval) for v in eqn.outvars)
 
 
-def innermost_scope(stack: Iterable[Any], scopes: frozenset[str] | set[str] | None) -> str:
-    """The last Scope name in a name stack that is a known module scope ('' if none).
-
-    With ``scopes=None`` every Scope counts.
-    """
-    found = ""
-    for item in stack:
-        name = getattr(item, "name", None)
-        if type(item).__name__ != "Scope" or name is None:
-            continue
-        if scopes is None or name in scopes:
-            found = name
-    return found
-
-
-def _inner_jaxprs(eqn: Any) -> list[tuple[Any, int]]:
-    """(jaxpr, multiplier) pairs for the jaxprs an equation runs."""
-    name = eqn.primitive.name
-    p = eqn.params
-    if name == "scan":
-        return [(p["jaxpr"], int(p["length"]))]
-    if name == "while":
-        return [(p["cond_jaxpr"], 1), (p["body_jaxpr"], 1)]
-    if name == "cond":
-        return []  # handled separately: max over branches
-    found = []
-    for value in p.values():
-        for v in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(v, (jcore.Jaxpr, jcore.ClosedJaxpr)):
-                found.append((v, 1))
-    if name == "shard_map" and found:
-        mesh = p.get("mesh")
-        manual = p.get("manual_axes") or getattr(mesh, "axis_names", ())
-        shape = dict(getattr(mesh, "shape", {}) or {})
-        mult = int(math.prod(shape.get(a, 1) for a in manual)) if shape else 1
-        found = [(j, mult) for j, _ in found]
-    return found
-
-
-def _open(j: Any) -> Any:
-    return j.jaxpr if isinstance(j, jcore.ClosedJaxpr) else j
-
-
 def count_flops(jaxpr: Any, scopes: Iterable[str] | None = None) -> FlopCount:
     """Counts FLOPs of a (closed) jaxpr, loop-aware, attributed to module scopes.
 
@@ -190,7 +147,7 @@ def _add(acc: FlopCount, scope: str, prim: str, flops: int) -> None:
 
 
 def _visit(j: Any, mult: int, prefix: tuple, known: frozenset[str] | None, acc: FlopCount) -> None:
-    for eqn in _open(j).eqns:
+    for eqn in open_jaxpr(j).eqns:
         # Inner jaxprs carry name stacks relative to their enclosing equation.
         stack = prefix + tuple(eqn.source_info.name_stack.stack)
         name = eqn.primitive.name
@@ -207,13 +164,14 @@ def _visit(j: Any, mult: int, prefix: tuple, known: frozenset[str] | None, acc: 
                 acc.by_primitive[prim] = acc.by_primitive.get(prim, 0) + f
             acc.dynamic_loops.extend(best.dynamic_loops)
             continue
-        inner = _inner_jaxprs(eqn)
+        inner = inner_jaxprs(eqn)
         if inner:
             if name == "while":
-                acc.dynamic_loops.append(innermost_scope(stack, known))
-            for sub, m in inner:
-                _visit(sub, mult * m, stack, known, acc)
+                acc.dynamic_loops.append(module_of(stack, known))
+            m = mult * trip_count(eqn)
+            for sub in inner:
+                _visit(sub, m, stack, known, acc)
             continue
         f = eqn_flops(eqn) * mult
         if f:
-            _add(acc, innermost_scope(stack, known), name, f)
+            _add(acc, module_of(stack, known), name, f)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .._report import ModuleInfo, Report
+from blox_inspect.report.model import ModuleInfo, Report
 
 FOLD_MIN = 3
 

@@ -2,7 +2,7 @@
 
 JAX fixes its device count when its backend starts, so a process that already ran JAX cannot grow to 8 or
 256 devices. ``compile_for_mesh`` therefore compiles in-process when this process already has enough CPU
-devices (tests run with 8), and otherwise starts ``python -m blox_inspect._simulate`` which calls
+devices (tests run with 8), and otherwise starts ``python -m blox_inspect.analysis.simulate`` which calls
 ``jax.config.update('jax_num_cpu_devices', N)`` before JAX runs, compiles the same program for the same plan
 and sends back :class:`CompiledFacts` as JSON. Compiling never allocates the model's arrays.
 
@@ -19,11 +19,11 @@ import sys
 import tempfile
 from typing import Any
 
-from ._cost_report import CompiledFacts
-from ._errors import InspectError
-from ._loading import LoadedModel, load_model
-from ._programs import build_program
-from ._shard_plan import ShardPlan, make_plan
+from blox_inspect.analysis.programs import build_program
+from blox_inspect.analysis.shard_plan import ShardPlan, make_plan
+from blox_inspect.common.errors import InspectError
+from blox_inspect.load.model_file import LoadedModel, load_model
+from blox_inspect.report.cost import CompiledFacts
 
 MSG_NO_FILE = (
     "compiling for a {n}-device mesh needs {n} devices; this process has {have}, and a model given as Python "
@@ -73,7 +73,7 @@ def compile_for_mesh(
     force_subprocess: bool = False,
 ) -> tuple[CompiledFacts, str]:
     """CompiledFacts for ``plan``'s mesh, and how they were obtained ('in-process' or 'subprocess')."""
-    from ._compile import compile_facts
+    from blox_inspect.analysis.compile import compile_facts
 
     devices = None if force_subprocess else _usable_devices(plan.num_devices)
     if devices is not None:
@@ -99,7 +99,7 @@ def run_worker(request: dict) -> CompiledFacts:
         # Our own package must win over any installed copy, and the model file path stays as given.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_repo_root(), env.get("PYTHONPATH", "")) if p)
         proc = subprocess.run(
-            [sys.executable, "-m", "blox_inspect._simulate"],
+            [sys.executable, "-m", "blox_inspect.analysis.simulate"],
             input=json.dumps(request),
             text=True,
             capture_output=True,
@@ -112,7 +112,7 @@ def run_worker(request: dict) -> CompiledFacts:
             data = json.load(f)
     if "error" in data:
         raise InspectError(data["error"])
-    from ._report import _build
+    from blox_inspect.report.model import _build
 
     return _build(CompiledFacts, data)
 
@@ -128,7 +128,7 @@ def worker_main() -> int:
     import jax
 
     jax.config.update("jax_num_cpu_devices", n)  # before anything asks JAX for its devices
-    from ._compile import compile_facts
+    from blox_inspect.analysis.compile import compile_facts
 
     try:
         loaded = with_batch(load_model(request["model"]), request.get("batch"))

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
-from .._flops import innermost_scope
+from blox_inspect.analysis.jaxpr import call_jaxpr, inner_jaxprs, module_of, open_jaxpr
 
 # Ops that move or retype data without computing: followed when tracing a value back to its origin.
 LAYOUT = frozenset(
@@ -116,7 +116,7 @@ class Op:
 
 
 @dataclass(eq=False)
-class Program:
+class FlatProgram:
     """The flattened program: ops in a valid execution order plus dataflow edges."""
 
     ops: list[Op] = field(default_factory=list)
@@ -133,7 +133,7 @@ class Program:
 
     # --- building -------------------------------------------------------
     @classmethod
-    def build(cls, closed: Any, scopes: Iterable[str]) -> Program:
+    def build(cls, closed: Any, scopes: Iterable[str]) -> FlatProgram:
         prog = cls(scopes=frozenset(scopes))
         jaxpr = closed.jaxpr
         env: dict = {}
@@ -176,7 +176,7 @@ class Program:
             if name in _STRUCTURED:
                 self._structured(eqn, name, ins, env, stack, ctx)
                 continue
-            call = _call_jaxpr(eqn)
+            call = call_jaxpr(eqn)
             if call is not None:
                 inner, sub_env = self._sub(env, call, ins)
                 self._flatten(inner, sub_env, stack, ctx)
@@ -184,11 +184,11 @@ class Program:
                     if not isinstance(o, jcore.DropVar):
                         env[o] = self._resolve(sub_env, io)
                 continue
-            op = Op(name, dict(eqn.params), ins, outs, stack, innermost_scope(stack, self.scopes), ctx)
+            op = Op(name, dict(eqn.params), ins, outs, stack, module_of(stack, self.scopes), ctx)
             self._add(op)
-            if _inner_jaxprs(eqn):  # an unknown higher-order op: its inside still gets checked
-                for sub in _inner_jaxprs(eqn):
-                    inner, sub_env = self._sub(env, sub, [None] * len(_open(sub).invars))
+            if inner_jaxprs(eqn):  # an unknown higher-order op: its inside still gets checked
+                for sub in inner_jaxprs(eqn):
+                    inner, sub_env = self._sub(env, sub, [None] * len(open_jaxpr(sub).invars))
                     self._flatten(inner, sub_env, stack, ctx)
 
     def _add(self, op: Op) -> None:
@@ -215,7 +215,7 @@ class Program:
         if name == "scan":
             nc, ncarry = p["num_consts"], p["num_carry"]
             body = p["jaxpr"]
-            inner = _open(body)
+            inner = open_jaxpr(body)
             sub_ctx = ctx + (("scan", loop_id, int(p["length"])),)
             sub_env: dict = {}
             if isinstance(body, jcore.ClosedJaxpr):
@@ -237,7 +237,7 @@ class Program:
         if name == "while":
             cnc, bnc = p["cond_nconsts"], p["body_nconsts"]
             cond, body = p["cond_jaxpr"], p["body_jaxpr"]
-            ci, bi = _open(cond), _open(body)
+            ci, bi = open_jaxpr(cond), open_jaxpr(body)
             sub_ctx = ctx + (("while", loop_id, None),)
             carry_in = ins[cnc + bnc :]
             body_env: dict = {}
@@ -354,30 +354,6 @@ class Program:
         yield from self.consts
         for op in self.ops:
             yield from op.outs
-
-
-def _open(j: Any) -> Any:
-    return j.jaxpr if isinstance(j, jcore.ClosedJaxpr) else j
-
-
-def _inner_jaxprs(eqn: Any) -> list:
-    found = []
-    for value in eqn.params.values():
-        for v in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(v, (jcore.Jaxpr, jcore.ClosedJaxpr)):
-                found.append(v)
-    return found
-
-
-def _call_jaxpr(eqn: Any) -> Any:
-    """The inner jaxpr of a call-like equation whose operands and results map one to one, else None."""
-    subs = _inner_jaxprs(eqn)
-    if len(subs) != 1:
-        return None
-    inner = _open(subs[0])
-    if len(inner.invars) == len(eqn.invars) and len(inner.outvars) == len(eqn.outvars):
-        return subs[0]
-    return None
 
 
 def literal_value(x: Any) -> Any:

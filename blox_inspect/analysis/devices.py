@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._errors import InspectError
+from blox_inspect.common.errors import InspectError
 
 T = 10**12  # tera
 G = 10**9  # giga

@@ -9,8 +9,7 @@ import re
 from dataclasses import dataclass
 
 from blox._paths import parse_path
-
-from .._report import Report
+from blox_inspect.report.model import Report
 
 _NUMBERED = re.compile(r"(\D*?)_?(\d+)")
 

@@ -16,9 +16,8 @@ import numpy as np
 from blox._checkpoint import CheckpointHeader, TensorInfo, _read_array, read_header
 from blox._errors import CheckpointError
 from blox._paths import path_str
-
-from ._errors import InspectError
-from ._report import ModuleInfo, ParamInfo, Report, Totals
+from blox_inspect.common.errors import InspectError
+from blox_inspect.report.model import ModuleInfo, ParamInfo, Report, Totals
 
 
 class CheckpointReader:

@@ -17,14 +17,14 @@ import numpy as np
 
 import blox as bx
 from blox._paths import path_str
-
-from ._edges import compute_edges
-from ._errors import InspectError
-from ._flops import count_flops
-from ._loading import LoadedModel
-from ._report import CallInfo, ModuleInfo, ParamInfo, Report, TensorSpec, Totals
-from ._trace import Trace, abstractify, run_observed, spec_of, trace_forward
-from ._units import array_bytes
+from blox_inspect.analysis.edges import compute_edges
+from blox_inspect.analysis.flops import count_flops
+from blox_inspect.analysis.jaxpr import count_eqns
+from blox_inspect.analysis.trace import Trace, abstractify, run_observed, spec_of, trace_forward
+from blox_inspect.common.errors import InspectError
+from blox_inspect.common.units import array_bytes
+from blox_inspect.load.model_file import LoadedModel
+from blox_inspect.report.model import CallInfo, ModuleInfo, ParamInfo, Report, TensorSpec, Totals
 
 Progress = Callable[[str], None]
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
@@ -105,7 +105,7 @@ def summarize_loaded(
     if train:
         say("tracing the train step")
         _add_train_flops(report, loaded, params)
-    size = _count_eqns(trace.jaxpr)
+    size = count_eqns(trace.jaxpr)
     if xla is None and size > XLA_AUTO_MAX_EQNS:
         report.notes.append(XLA_SKIPPED.format(n=size, limit=XLA_AUTO_MAX_EQNS))
     elif xla or xla is None:
@@ -130,8 +130,8 @@ def add_param_stats(report: Report, file: str) -> None:
     """Fills ``ParamInfo.stats`` from a checkpoint, reading one tensor at a time (keys are skipped)."""
     import dataclasses
 
-    from ._checkpoints import CheckpointReader
-    from ._stats import array_stats
+    from blox_inspect.analysis.stats import array_stats
+    from blox_inspect.load.checkpoints import CheckpointReader
 
     reader = CheckpointReader(file)
     for p in report.params:
@@ -139,24 +139,7 @@ def add_param_stats(report: Report, file: str) -> None:
             p.stats = dataclasses.asdict(array_stats(reader.read(p.path)))
 
 
-def _count_eqns(jaxpr: Any) -> int:
-    """Equations in a jaxpr and all its inner jaxprs (each shared inner jaxpr once)."""
-    seen: set[int] = set()
-    stack = [jaxpr.jaxpr if hasattr(jaxpr, "jaxpr") else jaxpr]
-    total = 0
-    while stack:
-        j = stack.pop()
-        if id(j) in seen:
-            continue
-        seen.add(id(j))
-        total += len(j.eqns)
-        for eqn in j.eqns:
-            for value in eqn.params.values():
-                for v in value if isinstance(value, (tuple, list)) else (value,):
-                    inner = getattr(v, "jaxpr", v)
-                    if hasattr(inner, "eqns"):
-                        stack.append(inner)
-    return total
+
 
 
 def _checkpoint_params(file: str) -> bx.Params:
@@ -365,7 +348,7 @@ def _owner(path: tuple, bound: dict[tuple, str]) -> str | None:
 
 
 def _add_train_flops(report: Report, loaded: LoadedModel, params: bx.Params) -> None:
-    from ._train import make_train_step
+    from blox_inspect.analysis.train import make_train_step
 
     ts = make_train_step(loaded)
     # Observed like the forward pass, so a failure in training mode names its module
