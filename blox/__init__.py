@@ -12,6 +12,7 @@ from ._errors import BloxError as BloxError
 from ._errors import CheckpointError as CheckpointError
 from ._errors import GraphError as GraphError
 from ._errors import LockedParamsError as LockedParamsError
+from ._errors import OutputError as OutputError
 from ._errors import ParamError as ParamError
 from ._errors import RngError as RngError
 from ._errors import ShapeError as ShapeError

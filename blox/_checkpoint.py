@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ import ml_dtypes
 import numpy as np
 
 from ._errors import CheckpointError
+from ._files import atomic_write as atomic_write  # re-exported: blox_inspect writes -o files with it
 from ._params import Param, Params, freeze, thaw
 from ._paths import Path, path_str
 
@@ -311,32 +311,3 @@ def save(file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str]
     head = json.dumps(header, separators=(",", ":")).encode("utf-8")
     head += b" " * (-len(head) % 8)  # data starts 8-byte aligned, as the format recommends
     atomic_write(file, [struct.pack("<Q", len(head)), head, *blobs])
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(file: str, chunks: list[bytes] | bytes) -> None:
-    """Writes to a temporary file beside ``file`` and renames it into place."""
-    if isinstance(chunks, (bytes, bytearray)):
-        chunks = [chunks]
-    directory = os.path.dirname(os.path.abspath(file))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(file), dir=directory)
-    try:
-        # mkstemp makes the file owner-only; give it the mode a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            for c in chunks:
-                f.write(c)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -22,6 +22,7 @@ PUBLIC = [
     "MLP",
     "Module",
     "MultiHeadAttention",
+    "OutputError",
     "Param",
     "ParamError",
     "Params",

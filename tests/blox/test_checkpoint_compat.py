@@ -33,7 +33,10 @@ def test_format_1_files_load_exactly():
         assert got.dtype == value.dtype and got.shape == value.shape, path
         assert got.tobytes() == value.tobytes(), path
         assert (p.trainable, dict(p.metadata)) == (trainable, metadata), path
-    for path, ref in [(("net", "rng", "seed"), jax.random.key(7)), (("net", "rng2", "seed"), jax.random.key(9, impl="rbg"))]:
+    for path, ref in [
+        (("net", "rng", "seed"), jax.random.key(7)),
+        (("net", "rng2", "seed"), jax.random.key(9, impl="rbg")),
+    ]:
         key = params[path].value
         assert key.dtype == ref.dtype and not params[path].trainable
         np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(ref))
