@@ -46,6 +46,7 @@ def test_format_1_unlocked_file_and_header():
     params = bx.load(os.path.join(FIXTURES, "v1_unlocked.safetensors"))
     assert not params.is_locked and list(params) == [("net", "dense", "bias"), ("net", "dense", "kernel")]
     header = bx._checkpoint.read_header(os.path.join(FIXTURES, "v1_locked.safetensors"))
-    assert header.is_blox and header.locked
+    assert header.is_blox and header.locked and header.format_version == 1
+    assert header.metadata == {"note": "written by format 1"}  # blox's own format-1 keys are not user metadata
     seed = next(t for t in header.tensors if t.path == ("net", "rng", "seed"))
     assert (seed.shape, seed.key_impl, seed.trainable) == ((), "threefry2x32", False)
