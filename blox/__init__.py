@@ -3,8 +3,15 @@
 from ._attention import KVCache as KVCache
 from ._attention import MultiHeadAttention as MultiHeadAttention
 from ._attention import apply_rope as apply_rope
+from ._checkpoint import CheckpointHeader as CheckpointHeader
+from ._checkpoint import TensorInfo as TensorInfo
 from ._checkpoint import load as load
+from ._checkpoint import read_header as read_header
+from ._checkpoint import read_tensor as read_tensor
 from ._checkpoint import save as save
+from ._checkpoint_match import MatchReport as MatchReport
+from ._checkpoint_match import check_matches as check_matches
+from ._checkpoint_match import match_report as match_report
 from ._conv import Conv as Conv
 from ._conv import ConvTranspose as ConvTranspose
 from ._dropout import Dropout as Dropout
@@ -12,6 +19,7 @@ from ._errors import BloxError as BloxError
 from ._errors import CheckpointError as CheckpointError
 from ._errors import GraphError as GraphError
 from ._errors import LockedParamsError as LockedParamsError
+from ._errors import OutputError as OutputError
 from ._errors import ParamError as ParamError
 from ._errors import RngError as RngError
 from ._errors import ShapeError as ShapeError

@@ -1,168 +1,217 @@
-"""Checkpoints in the safetensors format: values, flags, metadata and lock state.
+"""Checkpoints: Params in safetensors files, with trainable flags, Param metadata, PRNG keys and lock state.
 
-The format is an 8-byte little-endian header length, a JSON header, then raw
-little-endian tensor bytes. We read and write it directly so that every JAX
-dtype (bfloat16, float8, PRNG keys as their uint32 data) round-trips, the header
-can be read without the data, and nothing is ever unpickled.
+A blox checkpoint is a standard safetensors file (written by the official ``safetensors``
+package). Each param is one tensor, named by its path string; a PRNG key is stored as its
+uint32 key data. Everything else blox knows (each tensor's true path, trainable flag,
+Param metadata, key implementation and the lock state) is one JSON document under the
+single ``__metadata__`` key ``"blox"``; user metadata sits beside it and can never
+overwrite it. Files from other writers load too, as trainable params whose paths are
+their names split on ``/`` (or else ``.``). Nothing is ever unpickled.
+
+Reading: :func:`read_header` reads headers only, of a file, a Hugging Face index
+(``model.safetensors.index.json``) or a folder holding either; :func:`read_tensor` reads
+one tensor at a time; :func:`load` reads Params, checked against a model with ``like=``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import struct
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
 
+from . import _safetensors as st
+from ._checkpoint_match import check_matches as check_matches
+from ._checkpoint_match import match_report as match_report
 from ._errors import CheckpointError
+from ._files import atomic_write as atomic_write  # re-exported: blox_inspect writes -o files with it
 from ._params import Param, Params, freeze, thaw
 from ._paths import Path, path_str
 
-FORMAT = "blox"
-FORMAT_VERSION = "1"
-_MAX_HEADER = 100 * 1024 * 1024
+BLOX_KEY = "blox"  # the one __metadata__ entry blox owns
+FORMAT_VERSION = 2
+# Format 1 (blox before the safetensors package) kept its facts in these top-level keys.
+_V1_KEYS = ("format", "format_version", "locked", "params")
+_METADATA_NAME = "__metadata__"  # the header's own key, so no tensor may carry this name
 
-_DTYPES: dict[str, Any] = {
-    "F64": np.float64,
-    "F32": np.float32,
-    "F16": np.float16,
-    "BF16": ml_dtypes.bfloat16,
-    "F8_E4M3": ml_dtypes.float8_e4m3fn,
-    "F8_E5M2": ml_dtypes.float8_e5m2,
-    "I64": np.int64,
-    "I32": np.int32,
-    "I16": np.int16,
-    "I8": np.int8,
-    "U64": np.uint64,
-    "U32": np.uint32,
-    "U16": np.uint16,
-    "U8": np.uint8,
-    "BOOL": np.bool_,
-}
-_CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
+MSG_BLOX_DAMAGED = "blox metadata in the header is damaged ({why})."
+MSG_NEWER = "written by a newer blox (checkpoint format {version}; this blox reads up to {known}). Upgrade blox."
+MSG_NOT_IN_BLOX = "tensor {name!r} is missing from the blox metadata."
+MSG_ONLY_IN_BLOX = "the blox metadata lists {n} tensor(s) the file does not hold (e.g. {name!r})."
+MSG_SAME_PATH = "tensors {a!r} and {b!r} both map to the path {path!r}; the checkpoint is ambiguous."
+MSG_KEY = "tensor {name!r} is a PRNG key ({impl}, shape {shape}) but holds {code}{stored}; expected U32{want}."
+MSG_KEY_IMPL = "tensor {name!r} is a PRNG key of implementation {impl!r}, which this JAX does not know ({why})."
+MSG_EMPTY_PATH = (
+    "cannot save a param at the empty path (): a checkpoint names every tensor by its path. Give it a name, "
+    "e.g. params.set(('value',), param)."
+)
+MSG_ABSTRACT = "{name}: the value is abstract ({kind}); bx.save needs concrete arrays (run init, not jax.eval_shape)."
+MSG_UNSUPPORTED = "{name}: dtype {dtype} cannot be stored in safetensors (supported: {known})."
+MSG_PARAM_META = "{name}: Param metadata must be JSON-serialisable to be saved ({why})."
+MSG_PARAM_META_CHANGES = (
+    "{name}: Param metadata {meta!r} would not load back unchanged from JSON "
+    "(keys must be str; values str, numbers, bools, None, lists or dicts)."
+)
+MSG_USER_META = (
+    "bx.save(metadata=...): metadata must map strings to strings: {what}. safetensors stores text only; "
+    "convert it first, e.g. metadata={{'step': str(step)}}."
+)
+MSG_RESERVED = (
+    "bx.save(metadata=...): metadata key {key!r} is reserved for blox's own header entry (flags, keys, lock "
+    "state); use another key."
+)
 
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """One entry of a checkpoint header: what is stored, without its data."""
+    """One tensor of a checkpoint header: what is stored and where, without its data.
+
+    ``shape`` and ``dtype`` are the param's (a PRNG key's dtype is ``key<impl>``); ``stored``
+    is the safetensors dtype code of the bytes (U32 for a key's data). ``offsets`` are relative
+    to ``data_start`` in ``file``, the file holding this tensor (a shard, for an index).
+    """
 
     name: str
     path: Path
     shape: tuple[int, ...]
-    dtype: str  # numpy/jax dtype name, e.g. 'float32' or 'key<fry>'
+    dtype: str
     trainable: bool
     metadata: dict
     offsets: tuple[int, int]
     key_impl: str | None = None
-    stored: str = "F32"  # the safetensors dtype code of the bytes (a key's raw data is U32)
+    stored: str = "F32"
+    file: str = ""
+    data_start: int = 0
 
     @property
     def nbytes(self) -> int:
         return self.offsets[1] - self.offsets[0]
 
+    @property
+    def stored_shape(self) -> tuple[int, ...]:
+        """The shape of the stored bytes: a key's shape plus its implementation's key-data words."""
+        return self.shape + _key_trailing(self.key_impl) if self.key_impl else self.shape
+
 
 @dataclass(frozen=True)
 class CheckpointHeader:
+    """A checkpoint's header: its tensors (in file and data order), lock state and user metadata.
+
+    ``path`` is what was read (a file, an index, or the file or index found in a folder);
+    ``files`` the safetensors files holding the tensors. ``data_start`` is the single
+    file's data offset (0 for an index; each TensorInfo has its own). Tensor reads through
+    :func:`read_tensor` keep each file open; ``close()`` (or ``with header:``) releases them.
+    """
+
     path: str
     locked: bool
     tensors: list[TensorInfo]
     data_start: int
     is_blox: bool
+    metadata: dict[str, str] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    format_version: int | None = None
+    _readers: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def close(self) -> None:
+        """Closes the files :func:`read_tensor` opened (it reopens them if asked again)."""
+        readers = list(self._readers.values())
+        self._readers.clear()
+        for r in readers:
+            r.close()
+
+    def __enter__(self) -> CheckpointHeader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def _fail(file: str, what: str) -> CheckpointError:
-    return CheckpointError(f"{file}: {what}")
+def read_header(path: str | os.PathLike) -> CheckpointHeader:
+    """Reads a checkpoint's header only (no tensor data) and checks it whole.
 
+    ``path`` is a ``.safetensors`` file, a Hugging Face index (``*.safetensors.index.json``,
+    whose ``weight_map`` names shard files in its folder), or a folder holding
+    ``model.safetensors.index.json``, ``model.safetensors``, or exactly one of either kind.
+    Files written by other tools are accepted: their tensor names are split on ``/`` (or
+    else ``.``) into paths, and every tensor counts as trainable. Anything malformed is a
+    :class:`CheckpointError` naming the file and what is wrong.
 
-def read_header(file: str | os.PathLike) -> CheckpointHeader:
-    """Reads a safetensors header only (no tensor data).
-
-    Files written by other tools are accepted too: their tensor names are
-    split on ``/`` or ``.`` into paths and every tensor counts as trainable.
+    Example:
+        >>> import jax.numpy as jnp, blox as bx, tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), 'c.safetensors')
+        >>> bx.save(f, bx.Params({('net', 'w'): bx.Param(jnp.ones((2, 3)))}), metadata={'step': '7'})
+        >>> h = bx.read_header(f)
+        >>> [(t.path, t.shape, t.dtype) for t in h.tensors], h.metadata
+        ([(('net', 'w'), (2, 3), 'float32')], {'step': '7'})
     """
-    file = os.fspath(file)
-    try:
-        size = os.path.getsize(file)
-        with open(file, "rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise _fail(
-                    file,
-                    f"not a safetensors checkpoint: only {len(head)} bytes, expected an 8-byte header length first.",
-                )
-            (n,) = struct.unpack("<Q", head)
-            if n > min(_MAX_HEADER, size - 8):
-                raise _fail(
-                    file,
-                    f"not a safetensors checkpoint (or truncated): header claims {n} bytes but the file has {size - 8} after the length field.",
-                )
-            raw = f.read(n)
-    except OSError as e:
-        raise CheckpointError(f"{file}: cannot read checkpoint: {e.strerror or e}") from e
-    try:
-        header = json.loads(raw.decode("utf-8"))
-        if not isinstance(header, dict):
-            raise ValueError("header is not a JSON object")
-    except (UnicodeDecodeError, ValueError) as e:
-        raise _fail(file, f"not a safetensors checkpoint: the header is not valid JSON ({e}).") from e
-    meta = header.pop("__metadata__", {}) or {}
-    if not isinstance(meta, dict):
-        raise _fail(file, f"not a safetensors checkpoint: __metadata__ is {type(meta).__name__}, expected an object.")
-    is_blox = meta.get("format") == FORMAT
-    entries = {}
-    if is_blox:
-        try:
-            entries = {e["name"]: e for e in json.loads(meta["params"])}
-        except (KeyError, ValueError, TypeError) as e:
-            raise _fail(file, f"blox metadata in the header is damaged ({e}).") from e
-    data_start = 8 + n
-    tensors = []
-    for name, info in header.items():
-        try:
-            code, shape, (lo, hi) = info["dtype"], tuple(int(s) for s in info["shape"]), info["data_offsets"]
-            code, lo, hi = str(code), int(lo), int(hi)
-        except (KeyError, TypeError, ValueError) as e:
-            raise _fail(file, f"tensor {name!r} has a malformed header entry: {info!r}.") from e
-        if code not in _DTYPES:
-            raise _fail(
-                file, f"tensor {name!r} has dtype {code!r}, which blox cannot read (supported: {', '.join(_DTYPES)})."
-            )
-        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[code]).itemsize
-        if hi - lo != expected or lo < 0:
-            raise _fail(file, f"tensor {name!r}: {hi - lo} bytes stored but shape {shape} of {code} needs {expected}.")
-        if data_start + hi > size:
-            raise _fail(
-                file,
-                f"truncated: tensor {name!r} ends at byte {data_start + hi} but the file has {size} bytes. Re-save or re-download it.",
-            )
+    layout = st.find_layout(os.fspath(path))
+    tensors: list[TensorInfo] = []
+    locks, blox, versions = [], [], []
+    metadata = dict(layout.metadata)
+    for file, expected in layout.shards.items():
+        raw = st.read_file_header(file)
+        st.check_shard(raw, expected)
+        infos, locked, user, version = _interpret(raw)
+        tensors += infos
+        locks.append(locked)
+        blox.append(version is not None)
+        versions.append(version)
+        if not layout.is_index:
+            metadata = user
+    seen: dict[Path, str] = {}
+    for t in tensors:
+        other = seen.setdefault(t.path, t.name)
+        if other != t.name:
+            raise st.fail(layout.path, MSG_SAME_PATH.format(a=other, b=t.name, path=path_str(t.path)))
+    is_blox = bool(blox) and all(blox)
+    return CheckpointHeader(
+        path=layout.path,
+        locked=is_blox and all(locks),
+        tensors=tensors,
+        data_start=0 if layout.is_index else (tensors[0].data_start if tensors else 0),
+        is_blox=is_blox,
+        metadata=metadata,
+        files=tuple(layout.shards),
+        format_version=max(versions) if is_blox else None,
+    )
+
+
+def _interpret(raw: st.FileHeader) -> tuple[list[TensorInfo], bool, dict[str, str], int | None]:
+    """TensorInfos of one file, its lock state, user metadata and blox format version (None: foreign)."""
+    meta = raw.metadata
+    if BLOX_KEY in meta:
+        version, locked, entries = _blox_v2(raw)
+        user = {k: v for k, v in meta.items() if k != BLOX_KEY}
+    elif meta.get("format") == "blox":
+        version, locked, entries = 1, meta.get("locked") == "true", _blox_v1(raw)
+        user = {k: v for k, v in meta.items() if k not in _V1_KEYS}
+    else:
+        return [_foreign(raw, *t) for t in raw.tensors], False, dict(meta), None
+    held = {t[0] for t in raw.tensors}
+    if len(entries) != len(held):
+        extra = sorted(set(entries) - held)
+        if extra:
+            raise st.fail(raw.file, MSG_ONLY_IN_BLOX.format(n=len(extra), name=extra[0]))
+    infos = []
+    for name, code, shape, lo, hi in raw.tensors:
         e = entries.get(name)
-        if is_blox and e is None:
-            raise _fail(file, f"tensor {name!r} is missing from the blox metadata.")
-        dtype = np.dtype(_DTYPES[code]).name
-        if e is not None and e.get("key_impl"):
-            dtype = f"key<{e['key_impl']}>"
-        tensors.append(
-            TensorInfo(
-                name=name,
-                path=tuple(e["path"]) if e else _foreign_path(name),
-                shape=shape if not (e and e.get("key_impl")) else tuple(e["key_shape"]),
-                dtype=dtype,
-                trainable=bool(e["trainable"]) if e else True,
-                metadata=e.get("metadata", {}) if e else {},
-                offsets=(int(lo), int(hi)),
-                key_impl=e.get("key_impl") if e else None,
-                stored=code,
-            )
-        )
-    tensors.sort(key=lambda t: t.offsets[0])
-    return CheckpointHeader(file, meta.get("locked") == "true", tensors, data_start, is_blox)
+        if e is None:
+            raise st.fail(raw.file, MSG_NOT_IN_BLOX.format(name=name))
+        infos.append(_blox_info(raw, e, name, code, shape, lo, hi))
+    return infos, locked, user, version
+
+
+def _foreign(raw: st.FileHeader, name: str, code: str, shape: tuple, lo: int, hi: int) -> TensorInfo:
+    return TensorInfo(
+        name, _foreign_path(name), shape, st.DTYPES[code].name, True, {}, (lo, hi), None, code, raw.file, raw.data_start
+    )
 
 
 def _foreign_path(name: str) -> Path:
@@ -170,20 +219,117 @@ def _foreign_path(name: str) -> Path:
     return tuple(name.split(sep))
 
 
-def _read_array(f, header: CheckpointHeader, t: TensorInfo) -> np.ndarray:
-    f.seek(header.data_start + t.offsets[0])
-    arr = np.frombuffer(f.read(t.nbytes), dtype=np.dtype(_DTYPES[t.stored]).newbyteorder("<"))
-    # A key's stored shape adds its impl's trailing words; callers reshape it (see load).
-    return arr if t.key_impl else arr.reshape(t.shape)
+def _loads(raw: st.FileHeader, text: str) -> Any:
+    try:
+        return st._parse_json(text)
+    except (ValueError, RecursionError) as e:
+        raise st.fail(raw.file, MSG_BLOX_DAMAGED.format(why=type(e).__name__ + ": " + str(e)[:200])) from e
+
+
+def _blox_v2(raw: st.FileHeader) -> tuple[int, bool, dict[str, dict]]:
+    doc = _loads(raw, raw.metadata[BLOX_KEY])
+    if not isinstance(doc, dict) or type(doc.get("format_version")) is not int:
+        raise st.fail(raw.file, MSG_BLOX_DAMAGED.format(why="no format_version"))
+    version = doc["format_version"]
+    if version > FORMAT_VERSION:
+        raise st.fail(raw.file, MSG_NEWER.format(version=version, known=FORMAT_VERSION))
+    locked, entries = doc.get("locked"), doc.get("tensors")
+    if type(locked) is not bool or not isinstance(entries, dict):
+        raise st.fail(raw.file, MSG_BLOX_DAMAGED.format(why="locked must be true/false and tensors an object"))
+    return version, locked, entries
+
+
+def _blox_v1(raw: st.FileHeader) -> dict[str, dict]:
+    try:
+        entries = _loads(raw, raw.metadata["params"])
+        return {e["name"]: e for e in entries}
+    except (KeyError, TypeError) as e:
+        raise st.fail(raw.file, MSG_BLOX_DAMAGED.format(why=f"{type(e).__name__}: {e}")) from e
+
+
+def _blox_info(raw: st.FileHeader, e: Any, name: str, code: str, shape: tuple, lo: int, hi: int) -> TensorInfo:
+    def damaged(why: str) -> CheckpointError:
+        return st.fail(raw.file, MSG_BLOX_DAMAGED.format(why=f"tensor {name!r}: {why}"))
+
+    if not isinstance(e, dict):
+        raise damaged(f"entry is {type(e).__name__}, expected an object")
+    path, trainable, meta = e.get("path"), e.get("trainable", True), e.get("metadata", {})
+    if type(path) is not list or not path or not all(type(p) is str for p in path):
+        raise damaged("path must be a non-empty list of strings")
+    if type(trainable) is not bool or not isinstance(meta, dict):
+        raise damaged("trainable must be true/false and metadata an object")
+    impl = e.get("key_impl")
+    dtype = st.DTYPES[code].name
+    if impl is not None:
+        key_shape = e.get("key_shape")
+        if (
+            type(impl) is not str
+            or type(key_shape) is not list
+            or not all(type(d) is int and d >= 0 for d in key_shape)
+        ):
+            raise damaged("key_impl must be a string and key_shape a list of sizes")
+        try:
+            trailing = _key_trailing(impl)
+        except (ValueError, TypeError, KeyError) as err:
+            raise st.fail(raw.file, MSG_KEY_IMPL.format(name=name, impl=impl, why=err)) from err
+        if code != "U32" or shape != tuple(key_shape) + trailing:
+            raise st.fail(
+                raw.file,
+                MSG_KEY.format(
+                    name=name,
+                    impl=impl,
+                    shape=tuple(key_shape),
+                    code=code,
+                    stored=list(shape),
+                    want=list(key_shape) + list(trailing),
+                ),
+            )
+        shape, dtype = tuple(key_shape), f"key<{impl}>"
+    return TensorInfo(name, tuple(path), shape, dtype, trainable, meta, (lo, hi), impl, code, raw.file, raw.data_start)
+
+
+@functools.cache
+def _key_trailing(impl: str) -> tuple[int, ...]:
+    return tuple(jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0, impl=impl))).shape)
+
+
+def read_tensor(header: CheckpointHeader, info: TensorInfo) -> np.ndarray:
+    """Reads one tensor's stored value from the file that holds it, as a numpy array.
+
+    Every dtype comes back exactly as stored (64-bit ones too); a PRNG key comes back as its
+    raw uint32 key data (``info.stored_shape``). Each file is opened once, at its first read,
+    and stays open until ``header.close()``. Only that tensor's bytes are read.
+
+    Example:
+        >>> import jax.numpy as jnp, blox as bx, tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), 'c.safetensors')
+        >>> bx.save(f, bx.Params({('a',): bx.Param(jnp.arange(3.0)), ('b',): bx.Param(jnp.ones(2))}))
+        >>> with bx.read_header(f) as h:
+        ...     bx.read_tensor(h, h.tensors[0]).tolist()
+        [0.0, 1.0, 2.0]
+    """
+    reader = header._readers.get(info.file)
+    if reader is None:
+        reader = header._readers[info.file] = st.ShardReader(info.file)
+    lo, hi = info.offsets
+    return reader.read(info.name, info.stored, info.stored_shape, info.data_start + lo, info.data_start + hi)
+
+
+def _read_array(f: Any, header: CheckpointHeader, t: TensorInfo) -> np.ndarray:
+    """Kept for blox_inspect until it calls :func:`read_tensor` (``f`` is no longer used)."""
+    return read_tensor(header, t)
 
 
 def load(file: str | os.PathLike, like: Params | None = None, *, abstract: bool = False) -> Params:
-    """Loads Params saved by :func:`save` (or any safetensors file).
+    """Loads Params saved by :func:`save`, or any safetensors checkpoint :func:`read_header` reads.
 
-    With ``like`` (e.g. ``jax.eval_shape`` of the model's init), every path,
-    shape and dtype is checked against the model, and a mismatch raises a
-    :class:`CheckpointError` listing what differs. With ``abstract=True``
-    only the header is read and values are ``jax.ShapeDtypeStruct``.
+    With ``like`` (e.g. ``jax.eval_shape`` of the model's init), every path, shape and dtype is
+    checked against the model before any data is read, and all differences are listed in one
+    :class:`CheckpointError` (see :func:`match_report`). With ``abstract=True`` only the header
+    is read and values are ``jax.ShapeDtypeStruct``.
+
+    Values come back bit for bit. A 64-bit tensor becomes a JAX array when ``jax_enable_x64``
+    is on; otherwise it stays a numpy array, since JAX would narrow it to 32 bits.
 
     Example:
         >>> import jax.numpy as jnp, blox as bx, tempfile, os
@@ -195,148 +341,99 @@ def load(file: str | os.PathLike, like: Params | None = None, *, abstract: bool 
         ([0.0, 1.0, 2.0], True)
     """
     header = read_header(file)
-    data: dict[Path, Param] = {}
-    with open(header.path, "rb") as f:
-        for t in header.tensors:
-            if t.path in data:
-                raise _fail(header.path, f"two tensors map to the same path {path_str(t.path)!r}.")
-            if abstract:
-                if t.key_impl:
-                    value = _abstract_key(t.shape, t.key_impl)
-                else:
-                    value = jax.ShapeDtypeStruct(t.shape, np.dtype(t.dtype))
-            else:
-                arr = _read_array(f, header, t)
-                if t.key_impl:
-                    raw = arr.reshape(t.shape + _key_trailing(t.key_impl))
-                    value = jax.random.wrap_key_data(jnp.asarray(raw), impl=t.key_impl)
-                else:
-                    value = jnp.asarray(arr)
-            data[t.path] = Param(value, t.trainable, t.metadata)
-    params = Params(data, locked=header.locked)
     if like is not None:
-        check_matches(params, like, where=header.path)
-    return params
+        check_matches(header, like, where=header.path)
+    data: dict[Path, Param] = {}
+    with header:
+        for t in header.tensors:
+            value = _abstract(t) if abstract else _value(read_tensor(header, t), t)
+            data[t.path] = Param(value, t.trainable, t.metadata)
+    return Params(data, locked=header.locked)
 
 
-def _abstract_key(shape: tuple[int, ...], impl: str) -> Any:
-    raw = jnp.zeros(shape + _key_trailing(impl), jnp.uint32)
-    return jax.eval_shape(lambda r: jax.random.wrap_key_data(r, impl=impl), raw)
+def _abstract(t: TensorInfo) -> Any:
+    if t.key_impl:
+        raw = jax.ShapeDtypeStruct(t.stored_shape, jnp.uint32)
+        return jax.eval_shape(lambda r: jax.random.wrap_key_data(r, impl=t.key_impl), raw)
+    return jax.ShapeDtypeStruct(t.shape, st.DTYPES[t.stored])
 
 
-def _key_trailing(impl: str) -> tuple[int, ...]:
-    return tuple(jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0, impl=impl))).shape)
-
-
-def check_matches(params: Params, like: Params, where: str = "checkpoint") -> None:
-    """Raises CheckpointError unless ``params`` has exactly ``like``'s paths, shapes and dtypes."""
-    missing = [p for p in like if p not in params]
-    extra = [p for p in params if p not in like]
-    wrong = []
-    for path, ref in like.items():
-        got = params.get(path)
-        if got is None:
-            continue
-        gs, rs = tuple(got.value.shape), tuple(ref.value.shape)
-        gd, rd = str(got.value.dtype), str(ref.value.dtype)
-        if gs != rs or gd != rd:
-            wrong.append(f"{path_str(path)}: checkpoint has {gd}{list(gs)}, model needs {rd}{list(rs)}")
-    if not (missing or extra or wrong):
-        return
-    lines = [f"{where}: does not match the model."]
-    if missing:
-        lines.append(f"  missing in checkpoint ({len(missing)}): " + ", ".join(path_str(p) for p in missing[:8]))
-    if extra:
-        lines.append(f"  not in the model ({len(extra)}): " + ", ".join(path_str(p) for p in extra[:8]))
-    lines += ["  " + w for w in wrong[:8]]
-    lines.append("Check that the model is built with the same graph names and sizes as the one that saved it.")
-    raise CheckpointError("\n".join(lines))
+def _value(arr: np.ndarray, t: TensorInfo) -> Any:
+    if t.key_impl:
+        return jax.random.wrap_key_data(jnp.asarray(arr), impl=t.key_impl)
+    if jax.dtypes.canonicalize_dtype(arr.dtype) != arr.dtype:
+        return arr  # JAX would narrow it (jax_enable_x64 is off): keep every bit in numpy
+    return jnp.asarray(arr)
 
 
 def save(file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str] | None = None) -> None:
-    """Saves Params atomically: the file appears whole or not at all.
+    """Saves Params to a safetensors file, atomically: the file appears whole or not at all.
 
-    Values, dtypes (PRNG keys included), trainable flags, Param metadata and
-    the lock state are stored; ``load`` restores them exactly.
+    Values (every dtype, PRNG keys included), trainable flags, Param metadata and the lock
+    state are stored, and :func:`load` restores them exactly. ``metadata`` adds text entries
+    to the file's ``__metadata__`` (strings only; the key ``"blox"`` is blox's own). An existing
+    file is replaced only once the new one is complete, keeping its permissions; a failure
+    leaves it unchanged (see :class:`OutputError`).
+
+    Example:
+        >>> import jax.numpy as jnp, blox as bx, tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), 'ckpt.safetensors')
+        >>> bx.save(f, bx.Params({('w',): bx.Param(jnp.ones(2))}), metadata={'step': '100'})
+        >>> bx.read_header(f).metadata
+        {'step': '100'}
     """
-    file = os.fspath(file)
     if not isinstance(params, Params):
         raise TypeError(f"bx.save expects blox Params, got {type(params).__name__}")
-    header: dict[str, Any] = {}
-    entries = []
-    blobs = []
-    offset = 0
+    user = _user_metadata(metadata)
+    arrays: dict[str, np.ndarray] = {}
+    entries: dict[str, dict] = {}
     for path, param in params.items():
+        if path == ():
+            raise CheckpointError(MSG_EMPTY_PATH)
         name = path_str(path)
+        if name == _METADATA_NAME:
+            name = "\\" + name  # path_str never starts a name with an escaped '_': unambiguous
+        entry: dict[str, Any] = {"path": list(path)}
+        if not param.trainable:
+            entry["trainable"] = False
+        meta = _param_metadata(name, param)
+        if meta:
+            entry["metadata"] = meta
         value = param.value
-        key_impl = None
-        key_shape = None
+        if isinstance(value, jax.ShapeDtypeStruct) or type(value).__name__ == "ShapeDtypeStruct":
+            raise CheckpointError(MSG_ABSTRACT.format(name=name, kind=type(value).__name__))
         if isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
-            key_impl = str(jax.random.key_impl(value))
-            key_shape = list(value.shape)
+            entry["key_impl"] = str(jax.random.key_impl(value))
+            entry["key_shape"] = list(value.shape)
             value = jax.random.key_data(value)
-        arr = np.asarray(jax.device_get(value))
-        code = _CODES.get(arr.dtype)
-        if code is None:
-            raise CheckpointError(
-                f"{name}: dtype {arr.dtype} cannot be stored in safetensors (supported: {', '.join(_DTYPES)})."
-            )
-        raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
-        offset += len(raw)
-        blobs.append(raw)
-        try:
-            meta_json = json.loads(json.dumps(thaw(param.metadata)))
-        except TypeError as e:
-            raise CheckpointError(f"{name}: Param metadata must be JSON-serialisable to be saved ({e}).") from e
-        if freeze(meta_json) != param.metadata:
-            # e.g. int keys become strings in JSON; refuse rather than load something different.
-            raise CheckpointError(
-                f"{name}: Param metadata {thaw(param.metadata)!r} would not load back unchanged from JSON "
-                "(keys must be str; values str, numbers, bools, None, lists or dicts)."
-            )
-        entry = {"name": name, "path": list(path), "trainable": param.trainable, "metadata": meta_json}
-        if key_impl:
-            entry["key_impl"] = key_impl
-            entry["key_shape"] = key_shape
-        entries.append(entry)
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "locked": "true" if params.is_locked else "false",
-        "params": json.dumps(entries),
-    }
-    meta.update(metadata or {})
-    header["__metadata__"] = meta
-    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    head += b" " * (-len(head) % 8)  # data starts 8-byte aligned, as the format recommends
-    atomic_write(file, [struct.pack("<Q", len(head)), head, *blobs])
+        arr = np.asarray(jax.device_get(value), order="C")  # (ascontiguousarray would make a scalar 1-d)
+        if arr.dtype not in st.CODES:
+            raise CheckpointError(MSG_UNSUPPORTED.format(name=name, dtype=arr.dtype, known=", ".join(st.DTYPES)))
+        arrays[name] = arr
+        entries[name] = entry
+    own = {"format_version": FORMAT_VERSION, "locked": params.is_locked, "tensors": entries}
+    blob = st.encode(arrays, {**user, BLOX_KEY: json.dumps(own, separators=(",", ":"))})
+    atomic_write(file, blob)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _user_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    out = dict(metadata or {})
+    for key, value in out.items():
+        if type(key) is not str:
+            raise CheckpointError(MSG_USER_META.format(what=f"key {key!r} is {type(key).__name__}"))
+        if type(value) is not str:
+            raise CheckpointError(MSG_USER_META.format(what=f"{key!r} is {type(value).__name__}"))
+    if BLOX_KEY in out:
+        raise CheckpointError(MSG_RESERVED.format(key=BLOX_KEY))
+    return out
 
 
-def atomic_write(file: str, chunks: list[bytes] | bytes) -> None:
-    """Writes to a temporary file beside ``file`` and renames it into place."""
-    if isinstance(chunks, (bytes, bytearray)):
-        chunks = [chunks]
-    directory = os.path.dirname(os.path.abspath(file))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(file), dir=directory)
+def _param_metadata(name: str, param: Param) -> dict:
     try:
-        # mkstemp makes the file owner-only; give it the mode a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            for c in chunks:
-                f.write(c)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        meta = json.loads(json.dumps(thaw(param.metadata), allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(MSG_PARAM_META.format(name=name, why=e)) from e
+    if freeze(meta) != param.metadata:
+        # e.g. int keys become strings in JSON; refuse rather than load something different.
+        raise CheckpointError(MSG_PARAM_META_CHANGES.format(name=name, meta=thaw(param.metadata)))
+    return meta

@@ -29,3 +29,7 @@ class CheckpointError(BloxError, ValueError):
 
 class ShapeError(BloxError, ValueError):
     """An input to a layer has the wrong rank or size."""
+
+
+class OutputError(BloxError, OSError):
+    """A file could not be written. The message names the file and why; an old file there is unchanged."""
