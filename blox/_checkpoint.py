@@ -193,7 +193,13 @@ def load(file: str | os.PathLike, like: Params | None = None, *, abstract: bool 
         >>> q = bx.load(f)
         >>> q['net/w'].value.tolist(), q.is_locked
         ([0.0, 1.0, 2.0], True)
+
+    A folder (see :func:`save`) is a sharded Orbax checkpoint: see ``blox._orbax.load``.
     """
+    from . import _orbax  # imported here: _orbax imports this module
+
+    if _orbax.is_folder(file, saving=False):
+        return _orbax.load(file, like, abstract=abstract)
     header = read_header(file)
     data: dict[Path, Param] = {}
     with open(header.path, "rb") as f:
@@ -253,12 +259,25 @@ def check_matches(params: Params, like: Params, where: str = "checkpoint") -> No
     raise CheckpointError("\n".join(lines))
 
 
-def save(file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str] | None = None) -> None:
+def save(
+    file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str] | None = None, state: Any = None
+) -> None:
     """Saves Params atomically: the file appears whole or not at all.
 
     Values, dtypes (PRNG keys included), trainable flags, Param metadata and
     the lock state are stored; ``load`` restores them exactly.
+
+    A path ending in ``.safetensors`` (or an existing file) is one file, written
+    from this process. Any other path is a folder checkpoint written through
+    Orbax by every process at once, each writing its own shards; only folders
+    take ``state`` (e.g. the optimizer state, restored by ``bx.load_state``).
+    See ``blox._orbax.save``.
     """
+    from . import _orbax  # imported here: _orbax imports this module
+
+    if _orbax.is_folder(file, saving=True):
+        return _orbax.save(file, params, metadata=metadata, state=state)
+    _orbax.refuse_for_file(params, file, state)
     file = os.fspath(file)
     if not isinstance(params, Params):
         raise TypeError(f"bx.save expects blox Params, got {type(params).__name__}")
