@@ -75,6 +75,12 @@ def main(argv: list[str]) -> None:
     except bx.CheckpointError as e:
         out["safetensors"] = str(e)
 
+    try:  # an array only this process holds, in a save by every process
+        bx.save(os.path.join(work, "local"), bx.Params({("x",): bx.Param(jax.numpy.ones(2))}))
+        out["process_local"] = "saved"
+    except bx.CheckpointError as e:
+        out["process_local"] = str(e)
+
     # Restore onto a mesh of the same devices in reverse order: every shard changes process.
     reverse = Mesh(np.array(jax.devices()[::-1]), ("data",))
     like = jax.tree.map(

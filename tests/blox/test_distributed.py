@@ -221,13 +221,15 @@ def test_restore_onto_another_mesh_moves_shards_across_processes(run):
         assert saved.keys() == moved.keys() and all(saved[d] != moved[d] for d in saved)
 
 
-def test_a_single_file_refuses_arrays_this_process_cannot_address(run):
+def test_a_single_file_refuses_arrays_this_process_cannot_address_and_a_folder_process_local_ones(run):
     for i, rec in enumerate(run["first"]):
         assert rec["safetensors"].startswith(f"{run['work'] / f'single{i}.safetensors'}: cannot write lm/model/"), rec[
             "safetensors"
         ]
         assert "sharded over 2 processes" in rec["safetensors"] and "folder checkpoint" in rec["safetensors"]
         assert not (run["work"] / f"single{i}.safetensors").exists()
+        assert "x lives on this process's devices only" in rec["process_local"], rec["process_local"]
+    assert not (run["work"] / "local").exists()
 
 
 def test_blox_inspect_cost_predicts_the_bytes_each_device_holds(run):
