@@ -35,6 +35,8 @@ from ._module import scope_for as scope_for
 from ._norm import BatchNorm as BatchNorm
 from ._norm import LayerNorm as LayerNorm
 from ._norm import RMSNorm as RMSNorm
+from ._orbax import CheckpointManager as CheckpointManager
+from ._orbax import load_state as load_state
 from ._params import Param as Param
 from ._params import Params as Params
 from ._paths import parse_path as parse_path

@@ -339,7 +339,13 @@ def load(file: str | os.PathLike, like: Params | None = None, *, abstract: bool 
         >>> q = bx.load(f)
         >>> q['net/w'].value.tolist(), q.is_locked
         ([0.0, 1.0, 2.0], True)
+
+    A folder (see :func:`save`) is a sharded Orbax checkpoint: see ``blox._orbax.load``.
     """
+    from . import _orbax  # imported here: _orbax imports this module
+
+    if _orbax.is_folder(file, saving=False):
+        return _orbax.load(file, like, abstract=abstract)
     header = read_header(file)
     if like is not None:
         check_matches(header, like, where=header.path)
@@ -366,14 +372,21 @@ def _value(arr: np.ndarray, t: TensorInfo) -> Any:
     return jnp.asarray(arr)
 
 
-def save(file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str] | None = None) -> None:
-    """Saves Params to a safetensors file, atomically: the file appears whole or not at all.
+def save(
+    file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str] | None = None, state: Any = None
+) -> None:
+    """Saves Params atomically: the file (or folder) appears whole or not at all.
 
     Values (every dtype, PRNG keys included), trainable flags, Param metadata and the lock
     state are stored, and :func:`load` restores them exactly. ``metadata`` adds text entries
     to the file's ``__metadata__`` (strings only; the key ``"blox"`` is blox's own). An existing
     file is replaced only once the new one is complete, keeping its permissions; a failure
     leaves it unchanged (see :class:`OutputError`).
+
+    A path ending in ``.safetensors`` (or an existing file) is one file, written from this
+    process. Any other path is a folder checkpoint written through Orbax by every process at
+    once, each writing its own shards; only folders take ``state`` (e.g. the optimizer state,
+    restored by ``bx.load_state``). See ``blox._orbax.save``.
 
     Example:
         >>> import jax.numpy as jnp, blox as bx, tempfile, os
@@ -382,6 +395,11 @@ def save(file: str | os.PathLike, params: Params, *, metadata: Mapping[str, str]
         >>> bx.read_header(f).metadata
         {'step': '100'}
     """
+    from . import _orbax  # imported here: _orbax imports this module
+
+    if _orbax.is_folder(file, saving=True):
+        return _orbax.save(file, params, metadata=metadata, state=state)
+    _orbax.refuse_for_file(params, file, state)
     if not isinstance(params, Params):
         raise TypeError(f"bx.save expects blox Params, got {type(params).__name__}")
     user = _user_metadata(metadata)
