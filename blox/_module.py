@@ -66,7 +66,8 @@ class _CallState:
     stack: tuple = ()  # modules whose calls are running in this context, outermost first
 
 
-_CALLS: ContextVar[_CallState] = ContextVar("blox_module_calls", default=_CallState())
+_NO_CALLS = _CallState()  # frozen, so one shared default is safe
+_CALLS: ContextVar[_CallState] = ContextVar("blox_module_calls", default=_NO_CALLS)  # noqa: B039
 
 
 @contextlib.contextmanager

@@ -106,13 +106,17 @@ MSG_BAD_LEAF = "{where}: {name} is a {kind}, which a checkpoint cannot store; ev
 def is_folder(path: str | os.PathLike, *, saving: bool) -> bool:
     """Whether ``bx.save``/``bx.load`` treat ``path`` as a folder checkpoint (else a safetensors file).
 
-    An existing directory is a folder checkpoint, an existing file is a file. A new path is a file when
+    An existing directory is a folder checkpoint (when loading: unless it holds safetensors files and
+    no Orbax metadata, as a Hugging Face model folder does), an existing file is a file. A new path is a file when
     its name ends in ``.safetensors`` and a folder otherwise. Loading a path that does not exist is a
     folder when an uncommitted ``<path>.orbax-checkpoint-tmp`` sits beside it, so the error says why.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        return True
+        if saving or os.path.exists(os.path.join(path, STEP_METADATA)):
+            return True
+        # A folder of safetensors files (a Hugging Face layout) is read by the safetensors reader.
+        return not any(n.endswith((".safetensors", ".safetensors.index.json")) for n in os.listdir(path))
     if os.path.exists(path):
         return False
     if not saving:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-from blox._checkpoint import atomic_write
 from blox_inspect.common.errors import InspectError
 
 
@@ -20,6 +19,6 @@ def write_output(text: str | bytes, path: str | None) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InspectError(f"{path}: folder {folder} does not exist; create it or choose another -o path.")
-    from blox._checkpoint import atomic_write  # imports JAX: only when a file is written
+    from blox._files import atomic_write  # imports JAX: only when a file is written
 
     atomic_write(path, text.encode("utf-8") if isinstance(text, str) else text)

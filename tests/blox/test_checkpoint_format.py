@@ -143,15 +143,15 @@ def test_user_metadata_never_overwrites_bloxs_own(tmp_path, key):
 
 def test_the_reserved_metadata_key_is_refused(tmp_path):
     with pytest.raises(bx.CheckpointError, match=r"metadata key 'blox' is reserved for blox's own header entry"):
-        bx.save(tmp_path / "m", bx.Params({("w",): bx.Param(jnp.ones(2))}), metadata={"blox": "x"})
-    assert not (tmp_path / "m").exists()
+        bx.save(tmp_path / "m.safetensors", bx.Params({("w",): bx.Param(jnp.ones(2))}), metadata={"blox": "x"})
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 @pytest.mark.parametrize("metadata, match", [({"step": 100}, r"'step' is int"), ({3: "x"}, r"key 3 is int")])
 def test_user_metadata_must_be_strings(tmp_path, metadata, match):
     with pytest.raises(bx.CheckpointError, match=r"metadata must map strings to strings: " + match):
-        bx.save(tmp_path / "m", bx.Params({("w",): bx.Param(jnp.ones(2))}), metadata=metadata)
-    assert not (tmp_path / "m").exists()
+        bx.save(tmp_path / "m.safetensors", bx.Params({("w",): bx.Param(jnp.ones(2))}), metadata=metadata)
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_awkward_paths_round_trip(tmp_path):
@@ -169,8 +169,8 @@ def test_awkward_paths_round_trip(tmp_path):
 
 def test_the_empty_path_is_refused(tmp_path):
     with pytest.raises(bx.CheckpointError, match=r"cannot save a param at the empty path \(\)"):
-        bx.save(tmp_path / "m", bx.Params({(): bx.Param(jnp.ones(2))}))
-    assert not (tmp_path / "m").exists()
+        bx.save(tmp_path / "m.safetensors", bx.Params({(): bx.Param(jnp.ones(2))}))
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_foreign_files_load_with_paths_split_from_their_names(tmp_path):
