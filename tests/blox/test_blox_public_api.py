@@ -44,6 +44,7 @@ PUBLIC = [
     "param_specs",
     "parse_path",
     "path_str",
+    "rope_frequencies",
     "save",
     "seed_all",
 ]
