@@ -31,7 +31,8 @@ class TransformerBlock(Module):
     Children: ``ln_1``, ``attn`` (:class:`MultiHeadAttention`), ``ln_2``, ``mlp``
     (:class:`MLP` for ``mlp='gelu'``, :class:`SwiGLU` for ``mlp='swiglu'``) and,
     with ``dropout_rate > 0``, ``drop_1``/``drop_2`` on the residual branches.
-    ``head_size=None`` takes ``width // num_heads`` from the input.
+    ``head_size=None`` takes ``width // num_heads`` from the input. ``use_bias``
+    applies to every Linear unless ``mlp_bias`` sets the MLP's apart (Llama).
     ``model_axis`` (e.g. ``'model'``) puts Megatron-style tensor-parallel
     sharding metadata on every kernel: column-parallel into the heads and the
     hidden layer, row-parallel out of them.
@@ -69,6 +70,7 @@ class TransformerBlock(Module):
         rope_scaling: Mapping | None = None,
         norm_position: str = "pre",
         use_bias: bool = True,
+        mlp_bias: bool | None = None,
         model_axis: str | None = None,
         kernel_init: Callable = default_kernel_init,
         param_dtype: Any = jnp.float32,
@@ -115,7 +117,7 @@ class TransformerBlock(Module):
             graph / "mlp",
             mlp_size,
             rng,
-            use_bias=use_bias,
+            use_bias=use_bias if mlp_bias is None else mlp_bias,
             kernel_init=kernel_init,
             in_metadata=col,
             out_metadata=row,
