@@ -208,27 +208,33 @@ def _entries(model: Module, abstract: Params, scan: bool) -> dict[tuple, list[HF
 
 
 def match(model: Module, abstract: Params, folder: Folder, naming: str, scan: bool) -> tuple[HFMatch, dict]:
-    """Compares the folder with what ``model`` needs; returns the report and name -> stored tensor for each entry."""
-    names = _canonical(folder, model.HF_PREFIX, naming)
-    used: set[str] = set()
-    missing, mismatched, found = [], [], {}
+    """Compares the folder with what ``model`` needs; returns the report and (param path, layer) -> stored name."""
+    prefix = model.HF_PREFIX
+    names = _canonical(folder, prefix, naming)
+    prefixed = any(n.startswith(prefix + ".") for n in folder.tensors)
+    # One stored tensor may hold several params (GPT-2's c_attn): group by stored name, report each once.
+    wanted: dict[str, tuple[tuple, bool, list, list]] = {}
     for path, entries in _entries(model, abstract, scan).items():
         shape = tuple(abstract[path].value.shape)
         if scan and entries[0].blocks is not None:
             shape = shape[1:]
         for t in entries:
             key = t.stored_name(naming)
-            want = t.stored_shape(shape, naming)
-            where = path_str(path) + (f" layer {t.layer}" if scan and t.layer is not None else "")
-            stored = names.get(key)
-            if stored is None:
-                missing.append((key, want, where))
-                continue
-            used.add(key)
-            got = folder.tensors[stored].shape
-            if got != want:
-                mismatched.append((stored, got, want, where))
-            found[(path, t.layer)] = stored
+            want, head, wheres, slots = wanted.setdefault(key, (t.stored_shape(shape, naming), t.head, [], []))
+            wheres.append(path_str(path) + (f" layer {t.layer}" if scan and t.layer is not None else ""))
+            slots.append((path, t.layer))
+    missing, mismatched, found = [], [], {}
+    for key, (want, head, wheres, slots) in wanted.items():
+        where = ", ".join(wheres)
+        stored = names.get(key)
+        if stored is None:
+            missing.append((f"{prefix}.{key}" if prefixed and not head else key, want, where))
+            continue
+        got = folder.tensors[stored].shape
+        if got != want:
+            mismatched.append((stored, got, want, where))
+        found.update(dict.fromkeys(slots, stored))
+    used = {k for k in wanted if k in names}
     patterns = [re.compile(p) for p in model.HF_IGNORED]
     if getattr(model, "lm_head", True) is None:  # a tied head that the folder stores anyway
         patterns.append(re.compile(r"lm_head\.(weight|kernel)"))
@@ -487,6 +493,6 @@ def to_hf(
     shards = plan_shards(sizes.items(), max_shard_size)
     config = model.cfg.to_hf()
     config["architectures"] = [architecture]
-    if cast is not None:
-        config["torch_dtype"] = cast.name
+    floats = [p.value.dtype for p in params.subtree(model.path).values() if p.trainable]
+    config["torch_dtype"] = (cast or jnp.dtype(floats[0] if floats else jnp.float32)).name
     return write_folder(os.fspath(folder), config, shards, tensor, sizes)

@@ -111,7 +111,7 @@ class LlamaConfig:
             width=width,
             num_layers=field(hf, "num_hidden_layers", where, "Llama"),
             num_heads=heads,
-            num_kv_heads=hf.get("num_key_value_heads") or heads,
+            num_kv_heads=None if hf.get("num_key_value_heads") in (None, heads) else hf["num_key_value_heads"],
             mlp_size=field(hf, "intermediate_size", where, "Llama"),
             norm_epsilon=float(field(hf, "rms_norm_eps", where, "Llama", 1e-6)),
             rope_base=base,
