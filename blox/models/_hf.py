@@ -260,24 +260,53 @@ def _stored_dtype(folder: Folder, found: dict) -> Any:
     return jnp.float32
 
 
-def _reader(path: tuple, tensors: list, found: dict, folder: Folder, naming: str, shape: tuple, stacked: bool, dtype):
-    """``read(index) -> np.ndarray``: the block ``param[index]`` of one blox param, from the files."""
+# Larger reads go in pieces of about this size, copied into the result one by one: a read's copy and the
+# file pages it maps are then never more than a piece beside the result.
+READ_CHUNK = 16 * 2**20
 
-    def one(t: HFTensor, index: tuple, shape: tuple) -> np.ndarray:
+
+def _aligned_empty(shape: tuple, dtype: Any) -> np.ndarray:
+    """An uninitialised array on a 64-byte boundary, which ``jax.device_put`` on CPU adopts without copying."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + 64, np.uint8)
+    offset = -raw.ctypes.data % 64
+    return raw[offset : offset + nbytes].view(dtype).reshape(shape)
+
+
+def _reader(path: tuple, tensors: list, found: dict, folder: Folder, naming: str, shape: tuple, stacked: bool, dtype):
+    """``read(index) -> np.ndarray``: the block ``param[index]`` of one blox param, from the files, in ``dtype``."""
+
+    def one(t: HFTensor, index: tuple, shape: tuple, out: np.ndarray) -> None:
         name = found[(path, t.layer)]
-        file = folder.tensors[name].file
-        stored_index = t.stored_index(index, shape, naming)
-        if stored_index is None:  # a reshape: read it whole (small: a patch convolution), then slice
-            return t.to_ours(read(file, name, None), shape, naming)[index]
-        return t.to_ours(read(file, name, stored_index), shape, naming)
+        stored = folder.tensors[name]
+        sindex = t.stored_index(index, shape, naming)
+        if sindex is None:  # a reshape: read it whole (small: a patch convolution), then slice
+            out[...] = t.to_ours(read(stored.file, name, None), shape, naming)[index]
+            return
+        rows = sindex[0]
+        row_bytes = np.dtype(DTYPES.get(stored.dtype, "float32")).itemsize
+        for s, n in zip(sindex[1:], stored.shape[1:]):
+            row_bytes *= len(range(*s.indices(n)))
+        step = max(1, READ_CHUNK // max(row_bytes, 1))
+        perm = t.perm(naming)
+        axis = perm.index(0) if perm else 0  # our axis that the stored rows become
+        for start in range(rows.start, rows.stop, step):
+            stop = min(start + step, rows.stop)
+            piece = t.to_ours(read(stored.file, name, (slice(start, stop),) + sindex[1:]), shape, naming)
+            dst = [slice(None)] * out.ndim
+            dst[axis] = slice(start - rows.start, stop - rows.start)
+            out[tuple(dst)] = piece.astype(out.dtype, copy=False)
 
     def read_index(index: tuple) -> np.ndarray:
         index = tuple(slice(*s.indices(n)) for s, n in zip(index, shape))
+        out = _aligned_empty(tuple(len(range(*s.indices(n))) for s, n in zip(index, shape)), dtype)
         if stacked:
-            out = np.stack([one(tensors[i], index[1:], shape[1:]) for i in range(*index[0].indices(shape[0]))])
+            for k, layer in enumerate(range(*index[0].indices(shape[0]))):
+                one(tensors[layer], index[1:], shape[1:], out[k])
         else:
-            out = one(tensors[0], index, shape)
-        return np.ascontiguousarray(out.astype(dtype, copy=False))
+            one(tensors[0], index, shape, out)
+        return out
 
     return read_index
 
@@ -393,6 +422,7 @@ def from_hf(
         stacked = LAYERS_KEY in p.metadata
         reader = _reader(p_path, entries[p_path], found, folder, naming, shape, stacked, dtype)
         if mesh is None:
+            # The buffer is 64-byte aligned, so on CPU device_put adopts it instead of copying.
             value = jax.device_put(reader(tuple(slice(None) for _ in shape)))
         else:
             spec = tuple(p.sharding or ())

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy, which safetensors needs to return BF16)
 import numpy as np
 
 from .._errors import CheckpointError
