@@ -18,7 +18,7 @@ from .._norm import LayerNorm
 from .._params import Params
 from .._rng import Rng
 from .._transformer import TransformerBlock
-from ._common import activation, dtype_name, extra_fields, field, key_mask, need_is_training, reject
+from ._common import activation, field, finish_from_hf, hf_dict, key_mask, need_is_training, reject
 from ._hf_names import HFTensor
 
 # config.json field -> BertConfig field.
@@ -83,32 +83,12 @@ class BertConfig:
             attention_dropout_rate=float(hf.get("attention_probs_dropout_prob", 0.1)),
             norm_epsilon=float(hf.get("layer_norm_eps", 1e-12)),
             activation=act,
-            hf_extra=extra_fields(hf, set(HF_FIELDS) | {"torch_dtype", "architectures", "model_type"}),
         )
-        values.update(overrides)
-        return cls(**values)
+        return finish_from_hf(cls, hf, HF_FIELDS, values, overrides)
 
     def to_hf(self) -> dict:
         """This config as a Hugging Face ``config.json`` dict."""
-        out = dict(self.hf_extra)
-        out.update(
-            model_type="bert",
-            architectures=["BertModel"],
-            vocab_size=self.vocab_size,
-            max_position_embeddings=self.max_len,
-            type_vocab_size=self.type_vocab_size,
-            hidden_size=self.width,
-            num_hidden_layers=self.num_layers,
-            num_attention_heads=self.num_heads,
-            intermediate_size=self.mlp_size,
-            hidden_dropout_prob=self.dropout_rate,
-            attention_probs_dropout_prob=self.attention_dropout_rate,
-            layer_norm_eps=self.norm_epsilon,
-            hidden_act=self.activation,
-            position_embedding_type="absolute",
-            torch_dtype=dtype_name(self.param_dtype),
-        )
-        return out
+        return hf_dict(self, HF_FIELDS, "bert", "BertModel", position_embedding_type="absolute")
 
 
 class Bert(Module):

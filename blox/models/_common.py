@@ -107,9 +107,24 @@ def reject(hf: Mapping, where: str, supported: Mapping[str, Any]) -> None:
             raise CheckpointError(MSG_UNSUPPORTED.format(where=where, field=name, got=got, want=want))
 
 
-def extra_fields(hf: Mapping, read: set[str]) -> dict:
-    """The config.json fields a config class does not model, kept so ``to_hf`` writes them back."""
-    return {k: v for k, v in hf.items() if k not in read}
+# Fields every config.json has that no config class keeps: to_hf writes them from the model itself.
+_WRITTEN = {"torch_dtype", "architectures", "model_type"}
+
+
+def finish_from_hf(cls: type, hf: Mapping, fields: Mapping, values: dict, overrides: Mapping) -> Any:
+    """The config from the ``values`` read, keeping the fields it does not model (``hf_extra``) for ``to_hf``."""
+    values["hf_extra"] = {k: v for k, v in hf.items() if k not in set(fields) | _WRITTEN}
+    values.update(overrides)
+    return cls(**values)
+
+
+def hf_dict(config: Any, fields: Mapping, model_type: str, architecture: str, **special: Any) -> dict:
+    """A config.json dict: the kept extras, each ``fields`` entry from its config field, then ``special``."""
+    out = dict(config.hf_extra)
+    out.update({theirs: getattr(config, ours) for theirs, ours in fields.items()})
+    out.update(model_type=model_type, architectures=[architecture], torch_dtype=dtype_name(config.param_dtype))
+    out.update(special)
+    return out
 
 
 def dtype_name(dtype: Any) -> str:

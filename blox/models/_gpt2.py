@@ -23,9 +23,9 @@ from .._transformer import TransformerBlock
 from ._common import (
     activation,
     cache_start,
-    dtype_name,
-    extra_fields,
     field,
+    finish_from_hf,
+    hf_dict,
     init_block_cache,
     key_mask,
     need_is_training,
@@ -101,32 +101,13 @@ class GPT2Config:
             norm_epsilon=field(hf, "layer_norm_epsilon", where, "GPT-2", 1e-5),
             activation=act,
             tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
-            hf_extra=extra_fields(hf, set(HF_FIELDS) | {"torch_dtype", "architectures", "model_type"}),
         )
-        values.update(overrides)
-        return cls(**values)
+        return finish_from_hf(cls, hf, HF_FIELDS, values, overrides)
 
     def to_hf(self) -> dict:
         """This config as a Hugging Face ``config.json`` dict."""
-        out = dict(self.hf_extra)
-        out.update(
-            model_type="gpt2",
-            architectures=["GPT2LMHeadModel"],
-            vocab_size=self.vocab_size,
-            n_positions=self.max_len,
-            n_embd=self.width,
-            n_layer=self.num_layers,
-            n_head=self.num_heads,
-            n_inner=self.mlp_size,
-            resid_pdrop=self.dropout_rate,
-            embd_pdrop=self.dropout_rate if self.embed_dropout_rate is None else self.embed_dropout_rate,
-            attn_pdrop=self.attention_dropout_rate,
-            layer_norm_epsilon=self.norm_epsilon,
-            activation_function=self.activation,
-            tie_word_embeddings=self.tie_embeddings,
-            torch_dtype=dtype_name(self.param_dtype),
-        )
-        return out
+        embd = self.dropout_rate if self.embed_dropout_rate is None else self.embed_dropout_rate
+        return hf_dict(self, HF_FIELDS, "gpt2", "GPT2LMHeadModel", embd_pdrop=embd)
 
 
 class GPT2(Module):

@@ -21,9 +21,9 @@ from .._scan import ScanBlocks
 from .._transformer import TransformerBlock
 from ._common import (
     activation,
-    dtype_name,
-    extra_fields,
     field,
+    finish_from_hf,
+    hf_dict,
     init_block_cache,
     key_mask,
     need_is_training,
@@ -123,36 +123,20 @@ class LlamaConfig:
             attention_dropout_rate=float(hf.get("attention_dropout", 0.0)),
             activation=act,
             tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-            hf_extra=extra_fields(hf, set(HF_FIELDS) | {"torch_dtype", "architectures", "model_type"}),
         )
-        values.update(overrides)
-        return cls(**values)
+        return finish_from_hf(cls, hf, HF_FIELDS, values, overrides)
 
     def to_hf(self) -> dict:
         """This config as a Hugging Face ``config.json`` dict."""
-        out = dict(self.hf_extra)
-        out.update(
-            model_type="llama",
-            architectures=["LlamaForCausalLM"],
-            vocab_size=self.vocab_size,
-            hidden_size=self.width,
-            num_hidden_layers=self.num_layers,
-            num_attention_heads=self.num_heads,
+        return hf_dict(
+            self,
+            HF_FIELDS,
+            "llama",
+            "LlamaForCausalLM",
             num_key_value_heads=self.num_heads if self.num_kv_heads is None else self.num_kv_heads,
             head_dim=self.width // self.num_heads if self.head_size is None else self.head_size,
-            intermediate_size=self.mlp_size,
-            rms_norm_eps=self.norm_epsilon,
-            rope_theta=self.rope_base,
             rope_scaling=None if self.rope_scaling is None else dict(self.rope_scaling),
-            max_position_embeddings=self.max_len,
-            attention_bias=self.attention_bias,
-            mlp_bias=self.mlp_bias,
-            attention_dropout=self.attention_dropout_rate,
-            hidden_act=self.activation,
-            tie_word_embeddings=self.tie_embeddings,
-            torch_dtype=dtype_name(self.param_dtype),
         )
-        return out
 
 
 class Llama(Module):

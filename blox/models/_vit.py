@@ -19,7 +19,7 @@ from .._norm import LayerNorm
 from .._params import Params
 from .._rng import Rng
 from .._transformer import TransformerBlock
-from ._common import activation, dtype_name, extra_fields, field, need_is_training, reject
+from ._common import activation, field, finish_from_hf, hf_dict, need_is_training, reject
 from ._hf_names import HFTensor
 
 # config.json field -> ViTConfig field (num_classes comes from id2label with ViTForImageClassification).
@@ -91,32 +91,13 @@ class ViTConfig:
             norm_epsilon=float(hf.get("layer_norm_eps", 1e-12)),
             activation=act,
             pooler=not classify,
-            hf_extra=extra_fields(hf, set(HF_FIELDS) | {"torch_dtype", "architectures", "model_type"}),
         )
-        values.update(overrides)
-        return cls(**values)
+        return finish_from_hf(cls, hf, HF_FIELDS, values, overrides)
 
     def to_hf(self) -> dict:
         """This config as a Hugging Face ``config.json`` dict."""
-        out = dict(self.hf_extra)
         arch = "ViTForImageClassification" if self.num_classes else "ViTModel"
-        out.update(
-            model_type="vit",
-            architectures=[arch],
-            image_size=self.image_size,
-            patch_size=self.patch_size,
-            num_channels=self.channels,
-            hidden_size=self.width,
-            num_hidden_layers=self.num_layers,
-            num_attention_heads=self.num_heads,
-            intermediate_size=self.mlp_size,
-            hidden_dropout_prob=self.dropout_rate,
-            attention_probs_dropout_prob=self.attention_dropout_rate,
-            layer_norm_eps=self.norm_epsilon,
-            hidden_act=self.activation,
-            qkv_bias=True,
-            torch_dtype=dtype_name(self.param_dtype),
-        )
+        out = hf_dict(self, HF_FIELDS, "vit", arch, qkv_bias=True)
         if self.num_classes and len(out.get("id2label") or {}) != self.num_classes:
             out["id2label"] = {str(i): f"LABEL_{i}" for i in range(self.num_classes)}
             out["label2id"] = {f"LABEL_{i}": i for i in range(self.num_classes)}
