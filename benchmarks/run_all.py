@@ -14,7 +14,9 @@ HERE = pathlib.Path(__file__).parent
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(p.stem for p in HERE.glob("*.py") if p.stem not in {"run_all", "__init__"} and not p.stem.startswith("_"))
+    names = argv or sorted(
+        p.stem for p in HERE.glob("*.py") if p.stem not in {"run_all", "__init__"} and not p.stem.startswith("_")
+    )
     failed = []
     for name in names:
         print(f"\n=== benchmarks/{name}.py ===", flush=True)

@@ -3,6 +3,7 @@
 from ._attention import KVCache as KVCache
 from ._attention import MultiHeadAttention as MultiHeadAttention
 from ._attention import apply_rope as apply_rope
+from ._attention import rope_frequencies as rope_frequencies
 from ._checkpoint import CheckpointHeader as CheckpointHeader
 from ._checkpoint import TensorInfo as TensorInfo
 from ._checkpoint import load as load

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._errors import ShapeError
 from ._graph import Graph
@@ -64,7 +65,56 @@ class KVCache(NamedTuple):
     index: jax.Array
 
 
-def apply_rope(x: jax.Array, positions: jax.Array, base: float = 10000.0) -> jax.Array:
+ROPE_TYPES = ("default", "linear", "llama3")
+MSG_ROPE_SCALING = (
+    "apply_rope: rope scaling {got!r} is not supported; expected None or a mapping with 'rope_type' (or 'type') "
+    "in {types} and its fields (linear: factor; llama3: factor, low_freq_factor, high_freq_factor, "
+    "original_max_position_embeddings). Other schemes (dynamic, yarn, longrope) are not implemented."
+)
+
+
+def rope_frequencies(head_size: int, base: float = 10000.0, scaling: Mapping | None = None) -> np.ndarray:
+    """The ``head_size // 2`` rotary angular frequencies ``base ** (-2 i / head_size)``, optionally rescaled.
+
+    ``scaling`` follows the ``rope_scaling`` entry of a Hugging Face ``config.json``:
+    ``{'rope_type': 'linear', 'factor': f}`` divides every frequency by ``f``;
+    ``{'rope_type': 'llama3', ...}`` (Llama 3.1) keeps wavelengths shorter than
+    ``original_max_position_embeddings / high_freq_factor``, divides those longer than
+    ``original_max_position_embeddings / low_freq_factor`` by ``factor``, and blends
+    linearly in between. Computed in float64 on the host: they are constants.
+
+    Example:
+        >>> import blox as bx
+        >>> bx.rope_frequencies(4, base=100.0).tolist()
+        [1.0, 0.1]
+    """
+    half = head_size // 2
+    freqs = float(base) ** (-np.arange(half, dtype=np.float64) / half)
+    if not scaling:
+        return freqs
+    try:
+        kind = scaling.get("rope_type", scaling.get("type", "default"))
+    except AttributeError:
+        raise ValueError(MSG_ROPE_SCALING.format(got=scaling, types=ROPE_TYPES)) from None
+    if kind == "default":
+        return freqs
+    if kind not in ROPE_TYPES or "factor" not in scaling:
+        raise ValueError(MSG_ROPE_SCALING.format(got=dict(scaling), types=ROPE_TYPES))
+    factor = float(scaling["factor"])
+    if kind == "linear":
+        return freqs / factor
+    try:
+        context = float(scaling["original_max_position_embeddings"])
+        low, high = float(scaling["low_freq_factor"]), float(scaling["high_freq_factor"])
+    except KeyError:
+        raise ValueError(MSG_ROPE_SCALING.format(got=dict(scaling), types=ROPE_TYPES)) from None
+    wavelength = 2 * np.pi / freqs
+    # 0 at the long-wavelength edge (fully divided by factor), 1 at the short one (kept).
+    blend = np.clip((context / wavelength - low) / (high - low), 0.0, 1.0)
+    return (1 - blend) * freqs / factor + blend * freqs
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, base: float = 10000.0, scaling: Mapping | None = None) -> jax.Array:
     """Rotary position embedding of ``x`` shaped ``(..., length, heads, head_size)``.
 
     Feature ``i`` and ``i + head_size // 2`` form a pair that is rotated by the
@@ -74,7 +124,8 @@ def apply_rope(x: jax.Array, positions: jax.Array, base: float = 10000.0) -> jax
     Args:
         x: queries or keys, ``(..., length, heads, head_size)`` with an even ``head_size``.
         positions: integer positions ``(..., length)`` (leading axes broadcast against ``x``).
-        base: the wavelength base.
+        base: the wavelength base (``rope_theta`` in Hugging Face configs).
+        scaling: optional frequency rescaling (``rope_scaling``), see :func:`rope_frequencies`.
 
     Example:
         >>> import jax.numpy as jnp, blox as bx
@@ -96,7 +147,12 @@ def apply_rope(x: jax.Array, positions: jax.Array, base: float = 10000.0) -> jax
             f"expected positions shaped (..., {x.shape[-3]}) (one per position along x's length axis)."
         )
     half = size // 2
-    freqs = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+    if isinstance(base, (int, float, np.number)):
+        freqs = jnp.asarray(rope_frequencies(size, base, scaling), jnp.float32)
+    else:  # a traced base: no host-side constants
+        if scaling:
+            raise ValueError("apply_rope: scaling needs a concrete (Python number) base, got a traced one.")
+        freqs = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
     angles = positions.astype(jnp.float32)[..., None] * lead(freqs, positions.ndim + 1)
     cos = lead(jnp.cos(angles)[..., None, :], x.ndim).astype(x.dtype)
     sin = lead(jnp.sin(angles)[..., None, :], x.ndim).astype(x.dtype)
@@ -161,6 +217,7 @@ class MultiHeadAttention(Module):
         dropout_rate: float = 0.0,
         rope: bool = False,
         rope_base: float = 10000.0,
+        rope_scaling: Mapping | None = None,
         kernel_init: Callable = default_kernel_init,
         qkv_metadata: Mapping | None = None,
         out_metadata: Mapping | None = None,
@@ -190,6 +247,10 @@ class MultiHeadAttention(Module):
         self.dropout_rate = float(dropout_rate)
         self.rope = rope
         self.rope_base = rope_base
+        # Checked now (a bad scheme fails at construction), kept as a plain dict.
+        self.rope_scaling = None if not rope_scaling else dict(rope_scaling)
+        if self.rope_scaling:
+            rope_frequencies(2, rope_base, self.rope_scaling)
         self.implementation = implementation
         common = dict(rng=rng, use_bias=use_bias, kernel_init=kernel_init, param_dtype=param_dtype)
         hs = self.head_size
@@ -254,8 +315,8 @@ class MultiHeadAttention(Module):
         start = jnp.zeros((), jnp.int32) if cache is None else cache.index
         if self.rope:
             pos = start + jnp.arange(t, dtype=jnp.int32) if positions is None else jnp.asarray(positions)
-            q = apply_rope(q, pos, self.rope_base)
-            k = apply_rope(k, pos, self.rope_base)
+            q = apply_rope(q, pos, self.rope_base, self.rope_scaling)
+            k = apply_rope(k, pos, self.rope_base, self.rope_scaling)
 
         new_cache = None
         if cache is not None:

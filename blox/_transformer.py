@@ -1,8 +1,8 @@
-"""The pre-norm Transformer block."""
+"""The Transformer block: pre-norm (GPT-2, ViT, Llama) or post-norm (BERT)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -25,10 +25,14 @@ _MLPS = {"gelu": MLP, "swiglu": SwiGLU}
 class TransformerBlock(Module):
     """``x + attn(norm(x))``, then ``x + mlp(norm(x))`` (pre-norm), as in GPT-2, ViT and Llama.
 
+    With ``norm_position='post'`` the norms follow the residual sums instead:
+    ``norm(x + attn(x))``, then ``norm(x + mlp(x))``, as in BERT and the original Transformer.
+
     Children: ``ln_1``, ``attn`` (:class:`MultiHeadAttention`), ``ln_2``, ``mlp``
     (:class:`MLP` for ``mlp='gelu'``, :class:`SwiGLU` for ``mlp='swiglu'``) and,
     with ``dropout_rate > 0``, ``drop_1``/``drop_2`` on the residual branches.
-    ``head_size=None`` takes ``width // num_heads`` from the input.
+    ``head_size=None`` takes ``width // num_heads`` from the input. ``use_bias``
+    applies to every Linear unless ``mlp_bias`` sets the MLP's apart (Llama).
     ``model_axis`` (e.g. ``'model'``) puts Megatron-style tensor-parallel
     sharding metadata on every kernel: column-parallel into the heads and the
     hidden layer, row-parallel out of them.
@@ -63,7 +67,10 @@ class TransformerBlock(Module):
         num_kv_heads: int | None = None,
         rope: bool = False,
         rope_base: float = 10000.0,
+        rope_scaling: Mapping | None = None,
+        norm_position: str = "pre",
         use_bias: bool = True,
+        mlp_bias: bool | None = None,
         model_axis: str | None = None,
         kernel_init: Callable = default_kernel_init,
         param_dtype: Any = jnp.float32,
@@ -75,6 +82,11 @@ class TransformerBlock(Module):
             raise ValueError(f"{where} (TransformerBlock): norm must be one of {sorted(_NORMS)}, got {norm!r}.")
         if mlp not in _MLPS:
             raise ValueError(f"{where} (TransformerBlock): mlp must be one of {sorted(_MLPS)}, got {mlp!r}.")
+        if norm_position not in ("pre", "post"):
+            raise ValueError(
+                f"{where} (TransformerBlock): norm_position must be 'pre' or 'post', got {norm_position!r}."
+            )
+        self.post_norm = norm_position == "post"
         self.dropout_rate = float(dropout_rate)
         self.attention_dropout_rate = float(attention_dropout_rate)
         norm_kwargs = {} if norm_epsilon is None else {"epsilon": norm_epsilon}
@@ -91,6 +103,7 @@ class TransformerBlock(Module):
             dropout_rate=attention_dropout_rate,
             rope=rope,
             rope_base=rope_base,
+            rope_scaling=rope_scaling,
             kernel_init=kernel_init,
             qkv_metadata=col,
             out_metadata=row,
@@ -104,7 +117,7 @@ class TransformerBlock(Module):
             graph / "mlp",
             mlp_size,
             rng,
-            use_bias=use_bias,
+            use_bias=use_bias if mlp_bias is None else mlp_bias,
             kernel_init=kernel_init,
             in_metadata=col,
             out_metadata=row,
@@ -132,7 +145,9 @@ class TransformerBlock(Module):
                 f"{path_str(self.path)} (TransformerBlock): dropout is on, so the call needs is_training=True "
                 "or is_training=False."
             )
-        h, params = self.ln_1(params, x)
+        h = x
+        if not self.post_norm:
+            h, params = self.ln_1(params, x)
         a, params = self.attn(
             params, h, mask=mask, causal=causal, cache=cache, positions=positions, is_training=is_training
         )
@@ -141,11 +156,17 @@ class TransformerBlock(Module):
         if self.drop_1 is not None:
             a, params = self.drop_1(params, a, is_training=bool(is_training))
         x = x + a
-        h, params = self.ln_2(params, x)
+        if self.post_norm:
+            x, params = self.ln_1(params, x)
+            h = x
+        else:
+            h, params = self.ln_2(params, x)
         m, params = self.mlp(params, h)
         if self.drop_2 is not None:
             m, params = self.drop_2(params, m, is_training=bool(is_training))
         x = x + m
+        if self.post_norm:
+            x, params = self.ln_2(params, x)
         if cache is not None:
             return (x, cache), params
         return x, params

@@ -258,3 +258,51 @@ def test_width_inference_leaves_every_module_unchanged(build, kernel, shape):
     assert params[f"net/m/{kernel}/kernel"].value.shape == shape
     assert _vars_snapshot(g) == before
     assert len(before) > 2  # the snapshot covers the children, not just the parent
+
+
+def ref_llama3_frequencies(head_size, base, factor, low, high, context):
+    """Llama 3.1's frequency rule written out band by band (short wavelengths kept, long ones divided)."""
+    out = []
+    for i in range(head_size // 2):
+        f = base ** (-2.0 * i / head_size)
+        wavelength = 2 * np.pi / f
+        if wavelength < context / high:
+            out.append(f)
+        elif wavelength > context / low:
+            out.append(f / factor)
+        else:
+            s = (context / wavelength - low) / (high - low)
+            out.append((1 - s) * f / factor + s * f)
+    return np.array(out)
+
+
+def test_rope_llama3_and_linear_scaling_match_reference_frequencies():
+    scaling = {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64,
+    }
+    want = ref_llama3_frequencies(32, 500000.0, 8.0, 1.0, 4.0, 64)
+    got = bx.rope_frequencies(32, 500000.0, scaling)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # All three bands occur at these sizes, so the test covers each branch.
+    plain = bx.rope_frequencies(32, 500000.0)
+    assert (got == plain).any() and np.isclose(got, plain / 8).any() and ((got < plain) & (got > plain / 8)).any()
+    np.testing.assert_allclose(
+        bx.rope_frequencies(8, 100.0, {"type": "linear", "factor": 2.0}), 100.0 ** (-np.arange(4) / 4) / 2
+    )
+    # apply_rope rotates by position * frequency with the scaled frequencies.
+    x = randn(9, (1, 5, 2, 32))
+    pos = np.arange(5) * 7
+    y = bx.apply_rope(x, pos, 500000.0, scaling)
+    z = (x[..., :16] + 1j * x[..., 16:]) * np.exp(1j * pos[:, None, None] * want)
+    np.testing.assert_allclose(y, np.concatenate([z.real, z.imag], -1), atol=1e-5)
+
+
+def test_rope_scaling_errors_name_the_supported_schemes():
+    with pytest.raises(ValueError, match=r"rope scaling \{'rope_type': 'yarn', 'factor': 4\.0\} is not supported"):
+        bx.rope_frequencies(8, 10000.0, {"rope_type": "yarn", "factor": 4.0})
+    with pytest.raises(ValueError, match=r"llama3: factor, low_freq_factor, high_freq_factor"):
+        make(num_heads=2, head_size=4, rope=True, rope_scaling={"rope_type": "llama3", "factor": 8.0})

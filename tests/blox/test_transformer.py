@@ -27,8 +27,8 @@ def ref_rope(x, pos):
 
 
 @jax.numpy_rank_promotion("allow")
-def ref_block(w, x, heads, kv_heads, head_size, norm, mlp, rope, bias):
-    """Plain-JAX pre-norm block with causal attention."""
+def ref_block(w, x, heads, kv_heads, head_size, norm, mlp, rope, bias, post=False, causal=True):
+    """Plain-JAX pre-norm (or post-norm) block with causal (or full) attention."""
 
     def dense(name, h):
         return h @ w[f"{name}/kernel"] + (w[f"{name}/bias"] if bias else 0.0)
@@ -41,7 +41,7 @@ def ref_block(w, x, heads, kv_heads, head_size, norm, mlp, rope, bias):
         return (h - mu) / jnp.sqrt(var + 1e-5) * w[f"{name}/scale"] + w[f"{name}/bias"]
 
     b, t, _ = x.shape
-    h = normalise("ln_1", x)
+    h = x if post else normalise("ln_1", x)
     q = dense("attn/query", h).reshape(b, t, heads, head_size)
     k = dense("attn/key", h).reshape(b, t, kv_heads, head_size)
     v = dense("attn/value", h).reshape(b, t, kv_heads, head_size)
@@ -49,15 +49,18 @@ def ref_block(w, x, heads, kv_heads, head_size, norm, mlp, rope, bias):
         q, k = ref_rope(q, jnp.arange(t)), ref_rope(k, jnp.arange(t))
     k, v = jnp.repeat(k, heads // kv_heads, 2), jnp.repeat(v, heads // kv_heads, 2)
     logits = jnp.einsum("btnh,bsnh->bnts", q, k) / np.sqrt(head_size)
-    logits = jnp.where(jnp.tril(jnp.ones((t, t), bool)), logits, -1e30)
+    if causal:
+        logits = jnp.where(jnp.tril(jnp.ones((t, t), bool)), logits, -1e30)
     a = jnp.einsum("bnts,bsnh->btnh", jax.nn.softmax(logits, -1), v).reshape(b, t, heads * head_size)
     x = x + dense("attn/out", a)
-    h = normalise("ln_2", x)
+    if post:
+        x = normalise("ln_1", x)
+    h = x if post else normalise("ln_2", x)
     if mlp == "swiglu":
         m = dense("mlp/down", jax.nn.silu(dense("mlp/gate", h)) * dense("mlp/up", h))
     else:
         m = dense("mlp/proj", jax.nn.gelu(dense("mlp/fc", h)))
-    return x + m
+    return normalise("ln_2", x + m) if post else x + m
 
 
 CONFIGS = {
@@ -105,6 +108,18 @@ def test_block_forward_and_gradients_match_reference(name):
     assert set(got) == set(want_grads)
     for k, g in got.items():
         np.testing.assert_allclose(g, want_grads[k], atol=1e-4, err_msg=k)
+
+
+def test_post_norm_block_matches_reference():
+    c = CONFIGS["gpt"]
+    block, p0 = make_block(c, norm_position="post")
+    x = randn(4, (2, 5, 12))
+    params = filled(block, p0, x)
+    y, _ = jax.jit(block)(params, x)
+    want = ref_block(sub(params, "net/block/"), x, **c, post=True, causal=False)
+    np.testing.assert_allclose(y, want, atol=1e-4)
+    with pytest.raises(ValueError, match=r"net/b \(TransformerBlock\): norm_position must be 'pre' or 'post'"):
+        bx.TransformerBlock(bx.Graph("net") / "b", 2, 4, 8, norm_position="middle")
 
 
 def test_block_kv_cache_equals_full_pass():
