@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from blox_inspect.commands._args import depth
+
 FORMATS = ("table", "json", "markdown")
 
 EPILOG = """\
@@ -37,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mesh", default=None, help="device mesh to compile for, e.g. data=8 or data=8,model=4")
     p.add_argument("--sharding", default="fsdp", help="with --mesh: fsdp, tp or metadata (default fsdp)")
     p.add_argument("--device-memory", default=None, help="per-device memory for the fit verdict, e.g. 80GB, 16GiB")
-    p.add_argument("--depth", type=int, default=None, help="module rows down to this many levels below the top")
+    p.add_argument("--depth", type=depth, default=None, help="module rows down to this many levels below the top")
     p.add_argument("--batch", type=int, default=None, help="override the leading (batch) dimension of the inputs")
     p.add_argument(
         "--format", default=None, choices=FORMATS, help="output format (default: from the -o extension, else table)"

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from blox_inspect.commands._args import depth
+
 HELP = "draw the model's modules and dataflow with Graphviz (.svg, .png, .dot, ...)"
 EPILOG = """\
 examples:
@@ -33,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--params", metavar="CKPT", help="use a checkpoint's shapes and dtypes (reads its header only)")
     p.add_argument(
         "--depth",
-        type=int,
+        type=depth,
         default=None,
         metavar="N",
         help="open N levels of modules as clusters; deeper ones collapse into their ancestor",

@@ -8,6 +8,7 @@ import re
 import sys
 from typing import Any
 
+from blox_inspect.commands._args import depth
 from blox_inspect.common.errors import BudgetExceeded, InspectError
 
 HELP = "per-module shapes, parameters and FLOPs (the default command)"
@@ -37,7 +38,7 @@ def register(sub: Any) -> None:
         help="with --params: read the values too and add per-param statistics (mean, std, min, max, L2, zeros, NaNs, infs)",
     )
     p.add_argument("--train", action="store_true", help="add train-step (forward + backward + Adam) FLOPs")
-    p.add_argument("--depth", type=int, metavar="N", help="show N levels of modules; deeper ones fold into parents")
+    p.add_argument("--depth", type=depth, metavar="N", help="show N levels of modules; deeper ones fold into parents")
     p.add_argument(
         "--fold",
         action=argparse.BooleanOptionalAction,

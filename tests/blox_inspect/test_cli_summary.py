@@ -194,3 +194,11 @@ def test_model_file_with_dataclass_and_postponed_annotations(capsys, tmp_path):
     code, out, _ = run(capsys, path, "--format", "json")
     assert code == 0
     assert json.loads(out)["totals"]["trainable_params"] == 4 * 8 + 8
+
+
+@pytest.mark.parametrize("command", ["summary", "cost", "graph"])
+def test_negative_depth_is_one_clear_error_on_every_command(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "tests/blox_inspect/models/mlp.py", "--depth", "-1"])
+    assert e.value.code == 2
+    assert "--depth: expected a whole number of levels, 0 or more" in capsys.readouterr().err
