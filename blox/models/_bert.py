@@ -107,11 +107,12 @@ class Bert(Module):
         is_training: required when dropout is on (BERT's configs have 0.1).
 
     Example:
-        >>> import jax.numpy as jnp, blox as bx
+        >>> import jax, jax.numpy as jnp, blox as bx
         >>> from blox.models import Bert, BertConfig
         >>> config = BertConfig(vocab_size=50, max_len=16, width=8, num_layers=1, num_heads=2, mlp_size=16)
         >>> model = Bert(bx.Graph('bert') / 'model', config)
-        >>> out, _ = model(bx.seed_all(model.graph.root, bx.Params()), jnp.ones((2, 5), jnp.int32), is_training=False)
+        >>> run = jax.jit(lambda p, ids: model(p, ids, is_training=False))
+        >>> out, _ = run(bx.seed_all(model.graph.root, bx.Params()), jnp.ones((2, 5), jnp.int32))
         >>> out.last_hidden_state.shape, out.pooler_output.shape
         ((2, 5, 8), (2, 8))
     """

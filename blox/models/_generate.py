@@ -110,12 +110,12 @@ def generate(
         ``(batch, length + max_new_tokens)`` token ids, the prompt first.
 
     Example:
-        >>> import jax.numpy as jnp, blox as bx
+        >>> import jax, jax.numpy as jnp, blox as bx
         >>> from blox.models import Llama, LlamaConfig, generate
         >>> model = Llama(bx.Graph('llama') / 'model', LlamaConfig(vocab_size=32, width=16, num_layers=1,
         ...               num_heads=2, mlp_size=32))
         >>> ids = jnp.array([[1, 2, 3]])
-        >>> _, params = model(bx.seed_all(model.graph.root, bx.Params()), ids)
+        >>> _, params = jax.jit(model)(bx.seed_all(model.graph.root, bx.Params()), ids)
         >>> generate(model, params, ids, 4).shape
         (1, 7)
     """

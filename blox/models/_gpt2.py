@@ -134,7 +134,7 @@ class GPT2(Module):
         >>> model = GPT2(bx.Graph('gpt2') / 'transformer', GPT2Config(vocab_size=50, max_len=16, width=8,
         ...              num_layers=2, num_heads=2, mlp_size=32, dropout_rate=0.0))
         >>> ids = jnp.zeros((1, 5), jnp.int32)
-        >>> logits, params = model(bx.seed_all(model.graph.root, bx.Params()), ids)
+        >>> logits, params = jax.jit(model)(bx.seed_all(model.graph.root, bx.Params()), ids)
         >>> logits.shape
         (1, 5, 50)
     """

@@ -373,12 +373,12 @@ def from_hf(
         >>> config = GPT2Config(vocab_size=64, max_len=16, width=16, num_layers=1, num_heads=2, mlp_size=32)
         >>> model = GPT2(bx.Graph('gpt2') / 'transformer', config)
         >>> ids = jnp.arange(8)[None]
-        >>> _, params = model(bx.seed_all(model.graph.root, bx.Params()), ids, is_training=False)
+        >>> run = jax.jit(lambda p, ids: model(p, ids, is_training=False))
+        >>> _, params = run(bx.seed_all(model.graph.root, bx.Params()), ids)
         >>> folder = tempfile.mkdtemp()
         >>> _ = to_hf(model, params, folder)
         >>> loaded, loaded_params = from_hf(folder)
-        >>> bool(jnp.allclose(loaded(loaded_params, ids, is_training=False)[0],
-        ...                   model(params, ids, is_training=False)[0]))
+        >>> bool(jnp.allclose(run(loaded_params, ids)[0], run(params, ids)[0]))
         True
     """
     folder_path = os.fspath(path)
@@ -472,11 +472,11 @@ def to_hf(
         The paths written.
 
     Example:
-        >>> import os, tempfile, jax.numpy as jnp, blox as bx
+        >>> import os, tempfile, jax, jax.numpy as jnp, blox as bx
         >>> from blox.models import Llama, LlamaConfig, to_hf
         >>> model = Llama(bx.Graph('llama') / 'model', LlamaConfig(vocab_size=32, width=8, num_layers=1,
         ...               num_heads=2, mlp_size=16))
-        >>> _, params = model(bx.seed_all(model.graph.root, bx.Params()), jnp.zeros((1, 4), jnp.int32))
+        >>> _, params = jax.jit(model)(bx.seed_all(model.graph.root, bx.Params()), jnp.zeros((1, 4), jnp.int32))
         >>> sorted(os.path.basename(p) for p in to_hf(model, params, tempfile.mkdtemp()))
         ['config.json', 'model.safetensors']
     """

@@ -149,11 +149,11 @@ class Llama(Module):
     logits.
 
     Example:
-        >>> import jax.numpy as jnp, blox as bx
+        >>> import jax, jax.numpy as jnp, blox as bx
         >>> from blox.models import Llama, LlamaConfig
         >>> config = LlamaConfig(vocab_size=50, width=16, num_layers=1, num_heads=4, num_kv_heads=2, mlp_size=24)
         >>> model = Llama(bx.Graph('llama') / 'model', config)
-        >>> logits, params = model(bx.seed_all(model.graph.root, bx.Params()), jnp.zeros((1, 3), jnp.int32))
+        >>> logits, params = jax.jit(model)(bx.seed_all(model.graph.root, bx.Params()), jnp.zeros((1, 3), jnp.int32))
         >>> logits.shape, params['llama/model/layers/0/attn/key/kernel'].value.shape
         ((1, 3, 50), (16, 8))
     """

@@ -116,12 +116,12 @@ class ViT(Module):
     else a :class:`ViTOutput`.
 
     Example:
-        >>> import jax.numpy as jnp, blox as bx
+        >>> import jax, jax.numpy as jnp, blox as bx
         >>> from blox.models import ViT, ViTConfig
         >>> config = ViTConfig(image_size=8, patch_size=4, width=8, num_layers=1, num_heads=2, mlp_size=16,
         ...                    num_classes=3)
         >>> model = ViT(bx.Graph('vit') / 'model', config)
-        >>> logits, _ = model(bx.seed_all(model.graph.root, bx.Params()), jnp.ones((2, 8, 8, 3)))
+        >>> logits, _ = jax.jit(model)(bx.seed_all(model.graph.root, bx.Params()), jnp.ones((2, 8, 8, 3)))
         >>> logits.shape
         (2, 3)
     """

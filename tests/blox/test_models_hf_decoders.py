@@ -67,7 +67,8 @@ def test_gpt2_logits_match_the_reference_in_every_naming(gpt2, naming):
     ref, folders = gpt2
     model, params = from_hf(folders[naming])
     assert isinstance(model, GPT2) and model.cfg.num_layers == 2 and model.cfg.dropout_rate == 0.1
-    for seq_len in (1, 5, 17):
+    # Several lengths in one naming; the others share the code after the read, so one length each.
+    for seq_len in (1, 5, 17) if naming == "flax" else (6,):
         ids, mask = ids_and_mask(seq_len)
         np.testing.assert_allclose(run(model, params, ids), ref(ids).logits, atol=1e-5, rtol=1e-5)
         if seq_len > 2:
@@ -89,7 +90,7 @@ def test_llama_gqa_logits_match_the_reference(llama, naming):
     model, params = from_hf(folders[naming])
     assert isinstance(model, Llama) and model.cfg.num_kv_heads == 2 and model.lm_head is not None
     assert params["llama/model/layers/1/attn/key/kernel"].value.shape == (32, 16)
-    for seq_len in (1, 7, 20):
+    for seq_len in (1, 7, 20) if naming == "flax" else (9,):
         ids, mask = ids_and_mask(seq_len, seed=seq_len)
         np.testing.assert_allclose(run(model, params, ids), ref(ids).logits, atol=1e-5, rtol=1e-5)
         if seq_len > 2:

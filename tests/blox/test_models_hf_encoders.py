@@ -76,7 +76,7 @@ def test_bert_hidden_states_and_pooler_match_the_reference(bert, naming):
     ref, folders = bert
     model, params = from_hf(folders[naming])
     assert isinstance(model, Bert) and model.cfg.norm_epsilon == 1e-12 and model.pooler is not None
-    for seq_len in (4, 11):
+    for seq_len in (4, 11) if naming == "flax" else (7,):
         ids, types, mask = bert_inputs(seq_len, seq_len)
         for m in (None, mask):
             got = run_bert(model, params, ids, types, m)
