@@ -104,6 +104,8 @@ def load_model(spec: str) -> LoadedModel:
     ``(model, inputs, kwargs)``.
     """
     path, name = split_spec(spec)
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "config.json")):
+        return load_hf_folder(path)
     module = import_file(path)
     factory_name = name or DEFAULT_FACTORY
     factory = getattr(module, factory_name, None)
@@ -127,6 +129,22 @@ def load_model(spec: str) -> LoadedModel:
     loaded = coerce_factory_result(result, f"{path}:{factory_name}")
     loaded.file_settings = {k: v for k, v in vars(module).items() if k.startswith("BLOX_")}
     return loaded
+
+
+def load_hf_folder(folder: str) -> LoadedModel:
+    """A Hugging Face model folder: the architecture and sizes from its config.json, no weights read."""
+    from blox.models import build_from_config
+
+    try:
+        result = build_from_config(folder)
+    except bx.BloxError as e:
+        raise InspectError(f"{folder}: {e}") from e
+    except (ValueError, KeyError, TypeError) as e:
+        raise InspectError(
+            f"{folder}/config.json: cannot build a blox model from it ({type(e).__name__}: {e}). "
+            "blox.models reads GPT-2, Llama, BERT and ViT configs (docs/models.md)."
+        ) from e
+    return coerce_factory_result(result, f"{folder}/config.json")
 
 
 def coerce_factory_result(result: Any, where: str) -> LoadedModel:
