@@ -57,10 +57,6 @@ MSG_EXISTS = (
     "would lose both the old and the new one. Save each step into its own folder (bx.CheckpointManager numbers "
     "them and keeps the last N), or delete the old folder first."
 )
-MSG_NOT_A_DIRECTORY = (
-    "{folder}: exists and is not a folder, so it cannot hold a folder checkpoint. Paths ending in .safetensors "
-    "are single files; any other path is a folder checkpoint. Choose another name."
-)
 MSG_INCOMPLETE = (
     "{folder}: incomplete checkpoint: its save never committed (a process stopped before every process had "
     "written its shards, or the save is still running). Nothing in it can be trusted. Load the previous complete "
@@ -380,13 +376,10 @@ def save(
     The folder must not exist yet (or be empty): a folder checkpoint is never replaced.
     """
     folder = os.path.abspath(os.fspath(folder))
-    force = False
-    if os.path.exists(folder):
-        if not os.path.isdir(folder):
-            raise CheckpointError(MSG_NOT_A_DIRECTORY.format(folder=folder))
-        if os.listdir(folder):
-            raise CheckpointError(MSG_EXISTS.format(folder=folder))
-        force = True  # an empty folder: Orbax's force only removes it before writing
+    force = os.path.isdir(folder)  # is_folder sent only folders and new paths here
+    if force and os.listdir(folder):
+        raise CheckpointError(MSG_EXISTS.format(folder=folder))
+    # An empty folder: Orbax's force only removes it before writing.
     import orbax.checkpoint as ocp
 
     items = _items(folder, params, state, metadata)

@@ -13,7 +13,8 @@ Try it on one machine (processes on localhost, fake CPU devices, gloo collective
 
 On a cluster every host runs the same command without ``--processes``; ``jax.distributed.initialize()``
 then finds the coordinator, the process count and this process's index from the environment
-(SLURM, Cloud TPU pods, Open MPI, or JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID).
+(SLURM, Cloud TPU pods, Kubernetes, Open MPI). Elsewhere, pass ``--coordinator HOST:PORT
+--num-processes N --process-id I`` on each host.
 ``--ckpt`` must then be a folder every host can see. The model file also works with blox-inspect::
 
     blox-inspect cost examples/train_distributed.py --train --mesh data=4 --sharding fsdp
@@ -237,10 +238,11 @@ def start_runtime(args: argparse.Namespace) -> None:
         jax.distributed.initialize(args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
         return
     try:
-        jax.distributed.initialize()  # SLURM, TPU pods, MPI, or JAX_COORDINATOR_ADDRESS & co.
+        jax.distributed.initialize()  # SLURM, TPU pods, Kubernetes, Open MPI
     except (ValueError, RuntimeError) as e:
         raise SystemExit(
-            f"jax.distributed.initialize() found no cluster to join ({e}). On one machine, run with --processes 2."
+            f"jax.distributed.initialize() found no cluster to join ({e}). On one machine, run with --processes 2; "
+            "elsewhere pass --coordinator HOST:PORT --num-processes N --process-id I on each host."
         ) from e
 
 
@@ -349,10 +351,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ckpt", default=os.path.join("out", "train_distributed"))
     ap.add_argument("--log", default=None, help="process 0 writes losses and per-device bytes here (JSON)")
     ap.add_argument("--cpu-devices", type=int, default=0, help="fake CPU devices per process (CPU runs)")
-    # Set by --processes for each child; on a cluster jax.distributed.initialize() finds them itself.
-    ap.add_argument("--coordinator", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--num-processes", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
+    # Set by --processes for each child; on a recognised cluster jax.distributed.initialize() finds them itself.
+    ap.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (without cluster auto-detection)")
+    ap.add_argument("--num-processes", type=int, default=None)
+    ap.add_argument("--process-id", type=int, default=None)
     return ap.parse_args(argv)
 
 

@@ -6,6 +6,7 @@ test_distributed.py; here: exact round trips, resharding, metadata-only headers,
 
 import os
 import shutil
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -104,6 +105,11 @@ def test_unlocked_and_abstract_and_like_mismatch(tmp_path):
     wider = jax.eval_shape(_init, jnp.ones((4, 9)))
     with pytest.raises(bx.CheckpointError, match=r"net/mlp/l\\/1/kernel: checkpoint has float32\[8, 16\], model needs"):
         bx.load(tmp_path / "c", like=wider)
+    # A key's raw data has a trailing dimension: blox extends NamedSharding and SingleDeviceSharding only.
+    seed = structure["net/rng/seed"].value
+    odd = structure.set(("net", "rng", "seed"), SimpleNamespace(shape=seed.shape, dtype=seed.dtype, sharding=object()))
+    with pytest.raises(bx.CheckpointError, match=r"cannot restore the PRNG key net/rng/seed with a object"):
+        bx.load(tmp_path / "c", like=odd)
 
 
 def test_read_header_uses_metadata_only(tmp_path):
