@@ -83,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = args.debug or getattr(args, "debug_sub", False)
     try:
-        return int(args.run(args) or 0)
+        if args.command == "tui":  # the terminal app owns the screen
+            return int(args.run(args) or 0)
+        from blox_inspect.common.output import model_prints_to_stderr
+
+        with model_prints_to_stderr():
+            return int(args.run(args) or 0)
     except InspectError as e:
         if debug:
             traceback.print_exc()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
+
+from blox_inspect.common.output import result_stream
 
 HELP = "static checks: RNG reuse, dead structure, gradient flow, dtypes, constants, sharding, numerics"
 FORMATS = ("text", "json")
@@ -62,12 +63,12 @@ def run(args: argparse.Namespace) -> int:
     fmt = args.format or ("json" if (args.output or "").endswith(".json") else "text")
     if fmt == "json":
         text = render_json(findings, args.model)
-    elif args.output in (None, "-") and sys.stdout.isatty():
+    elif args.output in (None, "-") and result_stream().isatty():
         from rich.console import Console
 
         from blox_inspect.renderers.findings import render_rich
 
-        Console().print(render_rich(findings, args.model))
+        Console(file=result_stream()).print(render_rich(findings, args.model))
         return exit_code(findings, args.fail_on)
     else:
         text = render_text(findings, args.model)

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from blox_inspect.commands._args import depth
+from blox_inspect.common.output import result_stream
 
 FORMATS = ("table", "json", "markdown")
 
@@ -88,9 +89,8 @@ def run(args: argparse.Namespace) -> int:
     elif fmt == "markdown":
         text = render_markdown(report, args.depth)
     else:
-        import sys
 
-        color = args.output is None and sys.stdout.isatty()
+        color = args.output is None and result_stream().isatty()
         text = render_text(report, color=color, depth=args.depth)
     write_output(text, args.output)
     return 0

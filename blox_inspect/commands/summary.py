@@ -10,6 +10,7 @@ from typing import Any
 
 from blox_inspect.commands._args import depth
 from blox_inspect.common.errors import BudgetExceeded, InspectError
+from blox_inspect.common.output import result_stream
 
 HELP = "per-module shapes, parameters and FLOPs (the default command)"
 FORMATS = ("table", "json", "markdown", "csv")
@@ -133,12 +134,12 @@ def run(args: argparse.Namespace) -> int:
                 stats=args.stats,
             )
     fmt = args.format or guess_format(args.output)
-    if fmt == "table" and args.output in (None, "-") and sys.stdout.isatty():
+    if fmt == "table" and args.output in (None, "-") and result_stream().isatty():
         from rich.console import Console
 
         from blox_inspect.renderers.table import render_rich
 
-        Console().print(render_rich(report, args.depth, args.fold))  # colour, terminal width
+        Console(file=result_stream()).print(render_rich(report, args.depth, args.fold))  # colour, terminal width
     else:
         write_output(render(report, fmt, depth=args.depth, fold=args.fold), args.output)
     check_budgets(report, args.max_params, args.max_flops)

@@ -20,6 +20,12 @@ from blox_inspect.common.errors import InspectError
 DEFAULT_FACTORY = "build"
 
 
+MSG_EXITED = (
+    "{path}: the model file exited with status {code} while being {when} (it called sys.exit). "
+    "blox-inspect runs the model file's code: keep script code under `if __name__ == '__main__':`."
+)
+
+
 @dataclass
 class LoadedModel:
     """What a model file's factory returned, ready for abstract tracing."""
@@ -80,6 +86,9 @@ def import_file(path: str) -> Any:
         sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
+    except SystemExit as e:
+        sys.modules.pop(name, None)
+        raise InspectError(MSG_EXITED.format(path=path, code=e.code, when="imported")) from None
     except SyntaxError as e:
         sys.modules.pop(name, None)
         raise InspectError(f"{e.filename}:{e.lineno}: syntax error in the model file: {e.msg}.") from e
@@ -124,6 +133,8 @@ def load_model(spec: str) -> LoadedModel:
         )
     try:
         result = factory()
+    except SystemExit as e:
+        raise InspectError(MSG_EXITED.format(path=f"{path}:{factory_name}()", code=e.code, when="built")) from None
     except Exception as e:
         raise InspectError(f"{path}:{factory_name}() raised {type(e).__name__}: {e}\n{_user_frames(e)}") from e
     loaded = coerce_factory_result(result, f"{path}:{factory_name}")

@@ -1,0 +1,48 @@
+"""The CLI process: a model file's own prints and exits never corrupt our output or exit code."""
+
+import json
+import textwrap
+
+import pytest
+
+from blox_inspect.cli import main
+
+MODEL = """
+import jax, jax.numpy as jnp, blox as bx
+print("hello from import")
+
+class Loud(bx.Module):
+    def __call__(self, params, x):
+        print("hello from the forward pass")
+        return x * 2, params
+
+def build():
+    print("hello from the factory")
+    return Loud(bx.Graph("net") / "loud"), jax.ShapeDtypeStruct((2, 3), jnp.float32)
+"""
+
+
+def test_model_prints_go_to_stderr_and_json_stays_clean(tmp_path, capsys):
+    f = tmp_path / "loud.py"
+    f.write_text(MODEL)
+    assert main([str(f), "--format", "json", "--no-xla"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["root"] == "net"
+    assert "hello from import" in err and "hello from the factory" in err and "hello from the forward pass" in err
+
+
+@pytest.mark.parametrize(
+    "body, when", [("import sys\nsys.exit(3)", "imported"), ("import sys\ndef build():\n    sys.exit(3)", "built")]
+)
+def test_a_model_file_that_exits_is_reported_not_obeyed(tmp_path, capsys, body, when):
+    f = tmp_path / "exits.py"
+    f.write_text(textwrap.dedent(body))
+    assert main([str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"the model file exited with status 3 while being {when}" in err
+
+
+def test_every_written_file_is_reported_with_its_size(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["tests/blox_inspect/models/mlp.py", "--no-xla", "-o", str(out)]) == 0
+    assert f"wrote {out} ({out.stat().st_size:,} bytes)" in capsys.readouterr().err
