@@ -151,6 +151,10 @@ def read_header(path: str | os.PathLike) -> CheckpointHeader:
         >>> [(t.path, t.shape, t.dtype) for t in h.tensors], h.metadata
         ([(('net', 'w'), (2, 3), 'float32')], {'step': '7'})
     """
+    from . import _orbax  # imported here: _orbax imports this module
+
+    if _orbax.is_folder(path, saving=False):
+        return _orbax.read_header(path)
     layout = st.find_layout(os.fspath(path))
     tensors: list[TensorInfo] = []
     locks, blox, versions = [], [], []

@@ -23,6 +23,7 @@ COMMANDS = {
     "cost": "blox_inspect.commands.cost",
     "check": "blox_inspect.commands.check",
     "tui": "blox_inspect.commands.tui",
+    "diff": "blox_inspect.commands.diff",
 }
 DEFAULT_COMMAND = "summary"
 

@@ -131,3 +131,16 @@ def diff_checkpoints(
     rb = b if isinstance(b, CheckpointReader) else CheckpointReader(b)
     spec = lambda r: {k: (list(t.shape), t.dtype) for k, t in r.tensors.items()}
     return CheckpointDiff(ra.file, rb.file, diff_params(spec(ra), spec(rb), ra.read, rb.read))
+
+
+def within(p: ParamDiff, atol: float, rtol: float) -> bool:
+    """Whether a value change is small enough to count as equal: no NaN/inf appeared and
+    ``max_abs <= atol`` or ``rel_norm <= rtol``.
+
+    Example:
+        >>> within(ParamDiff('w', 'changed', max_abs=1e-7, rel_norm=1e-8), atol=1e-6, rtol=0.0)
+        True
+    """
+    if p.nan_changed or p.max_abs is None:
+        return False
+    return p.max_abs <= atol or (p.rel_norm is not None and p.rel_norm <= rtol)

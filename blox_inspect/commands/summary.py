@@ -118,21 +118,27 @@ def run(args: argparse.Namespace) -> int:
             raise InspectError(
                 "missing the model file: blox-inspect summary model.py[:factory] (or --load report.json)."
             )
-        from blox_inspect.analysis.summary import summarize_loaded
+        from blox_inspect.analysis.summary import add_param_stats, summarize_loaded
+        from blox_inspect.load.checkpoints import CheckpointReader, is_checkpoint_path, report_from_checkpoint
         from blox_inspect.load.model_file import load_model
 
-        with progress() as say:
-            say("loading the model file")
-            loaded = load_model(args.model)
-            report = summarize_loaded(
-                loaded,
-                train=args.train,
-                params_file=args.params,
-                xla=args.xla,
-                seed=args.seed,
-                progress=say,
-                stats=args.stats,
-            )
+        if is_checkpoint_path(args.model):  # a checkpoint alone: its tensors as a tree, no model file
+            report = report_from_checkpoint(CheckpointReader(args.model))
+            if args.stats:
+                add_param_stats(report, args.model)
+        else:
+            with progress() as say:
+                say("loading the model file")
+                loaded = load_model(args.model)
+                report = summarize_loaded(
+                    loaded,
+                    train=args.train,
+                    params_file=args.params,
+                    xla=args.xla,
+                    seed=args.seed,
+                    progress=say,
+                    stats=args.stats,
+                )
     fmt = args.format or guess_format(args.output)
     if fmt == "table" and args.output in (None, "-") and result_stream().isatty():
         from rich.console import Console

@@ -13,11 +13,27 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from blox._checkpoint import CheckpointHeader, TensorInfo, _read_array, read_header
+from blox._checkpoint import CheckpointHeader, TensorInfo, read_header, read_tensor
 from blox._errors import CheckpointError
 from blox._paths import path_str
 from blox_inspect.common.errors import InspectError
 from blox_inspect.report.model import ModuleInfo, ParamInfo, Report, Totals
+
+MSG_FOLDER_VALUES = (
+    "{file}: a sharded (Orbax) checkpoint folder: blox-inspect reads its names, shapes and dtypes from the "
+    "metadata only; restore it with bx.load(folder, like=...) to look at values."
+)
+CHECKPOINT_SUFFIXES = (".safetensors", ".safetensors.index.json")
+
+
+def is_checkpoint_path(path: str) -> bool:
+    """Whether a command's argument names a checkpoint rather than a model file: a safetensors file, a
+    Hugging Face index, or a folder of either (or an Orbax folder) without a config.json."""
+    if path.endswith(CHECKPOINT_SUFFIXES):
+        return True
+    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "config.json")):
+        return True
+    return False
 
 
 class CheckpointReader:
@@ -55,8 +71,9 @@ class CheckpointReader:
     def read(self, path: str) -> np.ndarray:
         """Reads one tensor (PRNG keys come back as their raw uint32 data)."""
         t = self.tensors[path]
-        with open(self.file, "rb") as f:
-            arr = _read_array(f, self.header, t)
+        if not t.file and os.path.isdir(self.header.path):  # an Orbax folder: metadata only
+            raise InspectError(MSG_FOLDER_VALUES.format(file=self.file))
+        arr = read_tensor(self.header, t)
         if t.key_impl:
             return arr.reshape(t.shape + (-1,))
         return arr

@@ -1,0 +1,85 @@
+"""`blox-inspect summary CKPT` and `blox-inspect diff A B` on files written by the official safetensors library."""
+
+import json
+
+import ml_dtypes
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from blox_inspect.cli import main
+
+TENSORS = {
+    "model.embed.weight": np.arange(12, dtype=np.float32).reshape(4, 3),
+    "model.layers.0.w": np.ones((3, 3), ml_dtypes.bfloat16),
+    "model.layers.0.h": np.ones((2,), np.float16),
+    "model.layers.0.count": np.array([2**40 + 7], np.int64),
+    "model.mask": np.array([True, False]),
+    "model.empty": np.zeros((0, 3), np.float32),
+    "model.scalar": np.array(1.5, np.float32),
+}
+
+
+def _hf_sharded(folder, tensors):
+    names = sorted(tensors)
+    half = len(names) // 2
+    shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
+    weight_map = {}
+    for shard, keys in shards.items():
+        save_file({k: tensors[k] for k in keys}, str(folder / shard))
+        weight_map.update(dict.fromkeys(keys, shard))
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+
+
+def _summary_json(capsys, *args):
+    assert main(["summary", *args, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("layout", ["file", "index", "folder"])
+def test_summary_of_a_checkpoint_alone_counts_every_tensor(tmp_path, capsys, layout):
+    if layout == "file":
+        save_file(TENSORS, str(tmp_path / "model.safetensors"))
+        target = tmp_path / "model.safetensors"
+    else:
+        _hf_sharded(tmp_path, TENSORS)
+        target = tmp_path / "model.safetensors.index.json" if layout == "index" else tmp_path
+    report = _summary_json(capsys, str(target), "--stats")
+    assert report["totals"]["params"] == sum(int(np.prod(v.shape)) for v in TENSORS.values())
+    by_path = {p["path"]: p for p in report["params"]}
+    assert by_path["model/layers/0/count"]["dtype"] == "int64"
+    assert by_path["model/layers/0/w"]["dtype"] == "bfloat16"
+    assert by_path["model/embed/weight"]["stats"]["max"] == 11.0  # read lazily, per tensor
+    assert by_path["model/layers/0/count"]["stats"]["max"] == float(2**40 + 7)  # no truncation to int32
+
+
+def test_diff_exit_codes_and_tolerances(tmp_path, capsys):
+    a, b, c = (str(tmp_path / f"{n}.safetensors") for n in "abc")
+    save_file(TENSORS, a)
+    save_file(TENSORS, b)
+    changed = dict(TENSORS, **{"model.embed.weight": TENSORS["model.embed.weight"] + 1e-3})
+    changed.pop("model.mask")
+    changed["model.new"] = np.zeros(2, np.float32)
+    save_file(changed, c)
+    assert main(["diff", a, b]) == 0
+    capsys.readouterr()
+    assert main(["diff", a, c, "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    status = {p["path"]: p["status"] for p in data["params"]}
+    assert status == {"model/embed/weight": "changed", "model/mask": "removed", "model/new": "added"}
+    change = next(p for p in data["params"] if p["path"] == "model/embed/weight")
+    assert change["max_abs"] == pytest.approx(1e-3, rel=1e-3)
+    only_values = dict(TENSORS, **{"model.embed.weight": TENSORS["model.embed.weight"] + 1e-3})
+    save_file(only_values, c)
+    assert main(["diff", a, c, "--atol", "1e-2"]) == 0
+    assert main(["diff", a, c, "--atol", "1e-5"]) == 1
+    assert main(["diff", a, str(tmp_path / "missing.safetensors")]) == 2
+
+
+def test_diff_shows_hostile_names_escaped(tmp_path, capsys):
+    a, b = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
+    save_file({"evil\x1b]52;c;Y3VybA==\x07": np.ones(2, np.float32)}, a)
+    save_file({"x": np.ones(1, np.float32)}, b)
+    assert main(["diff", a, b]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b" in out
