@@ -19,10 +19,6 @@ from blox._paths import path_str
 from blox_inspect.common.errors import InspectError
 from blox_inspect.report.model import ModuleInfo, ParamInfo, Report, Totals
 
-MSG_FOLDER_VALUES = (
-    "{file}: a sharded (Orbax) checkpoint folder: blox-inspect reads its names, shapes and dtypes from the "
-    "metadata only; restore it with bx.load(folder, like=...) to look at values."
-)
 CHECKPOINT_SUFFIXES = (".safetensors", ".safetensors.index.json")
 
 
@@ -65,15 +61,29 @@ class CheckpointReader:
                 )
             self.tensors[key] = t
 
+    def _restored(self) -> dict:
+        """An Orbax folder's values (restored once, on this process's first device), only when a
+        command needs values (``--stats``, ``diff``); structure comes from the metadata alone."""
+        if not hasattr(self, "_values"):
+            import blox as bx
+
+            params = bx.load(self.file)
+            self._values = {
+                path: np.asarray(jax.random.key_data(p.value) if self.tensors[path_str(path)].key_impl else p.value)
+                for path, p in params.items()
+            }
+        return self._values
+
     def __contains__(self, path: str) -> bool:
         return path in self.tensors
 
     def read(self, path: str) -> np.ndarray:
         """Reads one tensor (PRNG keys come back as their raw uint32 data)."""
         t = self.tensors[path]
-        if not t.file and os.path.isdir(self.header.path):  # an Orbax folder: metadata only
-            raise InspectError(MSG_FOLDER_VALUES.format(file=self.file))
-        arr = read_tensor(self.header, t)
+        if not t.file and os.path.isdir(self.header.path):
+            arr = self._restored()[t.path]  # an Orbax folder: values only by restoring it
+        else:
+            arr = read_tensor(self.header, t)
         if t.key_impl:
             return arr.reshape(t.shape + (-1,))
         return arr

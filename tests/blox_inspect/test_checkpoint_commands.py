@@ -83,3 +83,18 @@ def test_diff_shows_hostile_names_escaped(tmp_path, capsys):
     assert main(["diff", a, b]) == 1
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\\x1b" in out
+
+
+def test_sharded_folder_checkpoints_summarise_from_metadata_and_diff(tmp_path, capsys):
+    import jax.numpy as jnp
+
+    import blox as bx
+
+    a = bx.Params({("net", "w"): bx.Param(jnp.arange(6.0).reshape(2, 3)), ("net", "b"): bx.Param(jnp.zeros(3))})
+    bx.save(str(tmp_path / "step_1"), a)
+    bx.save(str(tmp_path / "step_2"), a.set(("net", "b"), bx.Param(jnp.ones(3))))
+    report = _summary_json(capsys, str(tmp_path / "step_1"))
+    assert report["totals"]["params"] == 9
+    assert main(["diff", str(tmp_path / "step_1"), str(tmp_path / "step_2"), "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert [(p["path"], p["status"], p["max_abs"]) for p in data["params"]] == [("net/b", "changed", 1.0)]
