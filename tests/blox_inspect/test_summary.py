@@ -366,14 +366,17 @@ def test_stats_read_the_values_only_when_asked(tmp_path):
         summarize_loaded(loaded, xla=False, stats=True)
 
 
-def test_summary_api_prints_and_renders(mlp_report):
+def test_summary_api_renders_and_has_a_short_repr(mlp_report):
     from rich.console import Console
 
-    text = str(mlp_report)
+    from blox_inspect.renderers.table import render_rich
+
+    text = blox_inspect.render(mlp_report)
     assert "net/mlp" not in text.splitlines()[0] and "l1" in text and "Train-step FLOPs" in text
     console = Console(width=150, record=True, color_system=None)
-    console.print(mlp_report)
+    console.print(render_rich(mlp_report))
     assert "Linear(output_size=32" in console.export_text()
+    assert repr(mlp_report).startswith("<Report ") and len(repr(mlp_report)) < 200 and "\n" not in repr(mlp_report)
 
 
 def test_concrete_inputs_are_not_needed_but_accepted():
