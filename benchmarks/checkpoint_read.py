@@ -26,70 +26,50 @@ N_BIG = int(os.environ.get("CKPT_BENCH_TENSORS", 16))
 MIB_BIG = int(os.environ.get("CKPT_BENCH_MIB", 256))
 REPEATS = int(os.environ.get("BENCH_REPEATS", 3))
 
-_RSS = """
-def _status(key):
+CHILD = """
+import sys, time, json
+import blox as bx
+import safetensors
+
+def status(key):
     for line in open('/proc/self/status'):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
-"""
 
-HEADER_CHILD = (
-    _RSS
-    + """
-import sys, time, json
-import blox as bx
-import safetensors
-base = _status('VmRSS:')
+base = status('VmRSS:')
 what, path = sys.argv[1], sys.argv[2]
 t = time.perf_counter()
-if what == 'safe_open':
-    with safetensors.safe_open(path, 'numpy') as f:
-        facts = [(k, f.get_slice(k).get_dtype(), f.get_slice(k).get_shape()) for k in f.offset_keys()]
-    n = len(facts)
-else:
+n = total = 0
+if what == 'header':
     n = len(bx.read_header(path).tensors)
-print(json.dumps({'s': time.perf_counter() - t, 'n': n, 'rss': _status('VmHWM:') - base}))
-"""
-)
-
-LAZY_CHILD = (
-    _RSS
-    + """
-import sys, time, json
-import numpy as np
-import blox as bx
-import safetensors
-base = _status('VmRSS:')
-how, path = sys.argv[1], sys.argv[2]
-t = time.perf_counter()
-total = 0
-if how == 'read_tensor':
+elif what == 'safe_open header':
+    with safetensors.safe_open(path, 'numpy') as f:
+        n = len([(k, s.get_dtype(), s.get_shape()) for k in f.offset_keys() for s in [f.get_slice(k)]])
+elif what == 'read_tensor':
     with bx.read_header(path) as h:
-        for i, info in enumerate(h.tensors):
+        for info in h.tensors:
             a = bx.read_tensor(h, info)
             assert a[0] == int(info.name[1:]) and a[-1] == a[0]
             total += a.nbytes
             del a
-else:
+else:  # safe_open's default (mmap) backend, one tensor at a time
     with safetensors.safe_open(path, 'numpy') as f:
         for name in f.offset_keys():
             a = f.get_tensor(name)
             assert a[0] == int(name[1:])
             total += a.nbytes
             del a
-print(json.dumps({'s': time.perf_counter() - t, 'bytes': total, 'rss': _status('VmHWM:') - base}))
+print(json.dumps({'s': time.perf_counter() - t, 'n': n, 'bytes': total, 'rss': status('VmHWM:') - base}))
 """
-)
 
 
-def _child(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+def _child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _best(code: str, *args: str) -> dict:
-    runs = [_child(code, *args) for _ in range(REPEATS)]
-    return min(runs, key=lambda r: r["s"])
+def _best(*args: str) -> dict:
+    return min((_child(*args) for _ in range(REPEATS)), key=lambda r: r["s"])
 
 
 def _write_tiny(folder: str) -> tuple[str, str]:
@@ -135,9 +115,9 @@ def main() -> None:
         for label, what, path in [
             ("`bx.read_header`", "header", foreign),
             ("`bx.read_header`", "header", blox_file),
-            ("`safe_open` + `get_slice` per tensor", "safe_open", foreign),
+            ("`safe_open` + `get_slice` per tensor", "safe_open header", foreign),
         ]:
-            r = _best(HEADER_CHILD, what, path)
+            r = _best(what, path)
             assert r["n"] == N_TINY
             kind = "foreign" if path == foreign else "blox"
             head = int.from_bytes(open(path, "rb").read(8), "little")
@@ -155,7 +135,7 @@ def main() -> None:
         print("| reader | time | throughput | peak RSS added | / one tensor |")
         print("|---|---:|---:|---:|---:|")
         for label, how in [("`bx.read_tensor`", "read_tensor"), ("`safe_open` (mmap backend)", "mmap")]:
-            r = _child(LAZY_CHILD, how, big)
+            r = _child(how, big)
             assert r["bytes"] == N_BIG * one
             print(
                 f"| {label} | {r['s']:.2f} s | {r['bytes'] / r['s'] / 2**30:.2f} GiB/s | "

@@ -1,14 +1,15 @@
 """The safetensors format itself: a validated header, Hugging Face file layouts, tensor bytes, encoding.
 
-Writing goes through the official ``safetensors`` package. Tensor data is read through
-``safetensors.safe_open`` too, except float8 (the package's numpy framework looks the
-dtype up on numpy, which has none, and fails), which is read as raw bytes at offsets both
-parsers checked. The header is parsed here rather than with ``safe_open`` because that
-is 4x faster on large headers (300,000 tensors: about 0.5 s against 2 s for ``safe_open``
-plus one ``get_slice`` per tensor, measured in docs/benchmarks.md), and because this
-parser knows the offsets, which the package does not expose. It applies the package's
-rules (contiguous, non-overlapping data that covers the file exactly, string metadata),
-so a header accepted here is accepted there.
+Writing goes through the official ``safetensors`` package, and so does reading tensor data
+(``safe_open``), except float8: the package's numpy framework looks that dtype up on numpy,
+which has none, and fails, so float8 bytes are read directly at offsets both parsers checked.
+
+The header is parsed here rather than with ``safe_open``, because blox needs each tensor's
+offsets (the package does not expose them) and messages that say which tensor is wrong and
+how; listing a header's tensors through ``safe_open`` plus one ``get_slice`` each is no faster
+(docs/benchmarks.md). The checks are the package's rules (data contiguous, non-overlapping and
+covering the file exactly; string metadata; known dtypes; shapes that fit), so a header
+accepted here is one the package accepts (tests/blox/test_checkpoint_corrupt.py fuzzes that).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import safetensors
 import safetensors.numpy
 
 from ._errors import CheckpointError
+from ._files import file_kind
 
 # safetensors dtype code -> numpy dtype (bfloat16 and float8 come from ml_dtypes, as in JAX).
 DTYPES: dict[str, np.dtype] = {
@@ -115,20 +117,6 @@ def fail(file: str, what: str) -> CheckpointError:
     return CheckpointError(f"{file}: {what}")
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "folder"
-    if stat.S_ISCHR(mode):
-        return "character device"
-    if stat.S_ISBLK(mode):
-        return "block device"
-    if stat.S_ISFIFO(mode):
-        return "FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"
-
-
 def _open_regular(file: str) -> int:
     """An fd for a regular file. O_NONBLOCK: opening a FIFO must not wait for a writer."""
     try:
@@ -138,7 +126,7 @@ def _open_regular(file: str) -> int:
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise fail(file, MSG_NOT_FILE.format(kind=_kind(mode)))
+        raise fail(file, MSG_NOT_FILE.format(kind=file_kind(mode)))
     return fd
 
 
