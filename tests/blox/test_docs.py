@@ -9,7 +9,7 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FILES = ["README.md", "docs/design.md", "docs/comparison.md", "docs/checkpoints.md"]
+FILES = ["README.md", "docs/design.md", "docs/comparison.md"]
 BLOCK = re.compile(r"^```(?P<info>[^\n]*)\n(?P<code>.*?)^```[ \t]*$", re.S | re.M)
 
 
