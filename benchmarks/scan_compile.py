@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 import blox as bx
-from blox._checkpoint import atomic_write
+from blox._files import atomic_write
 
 DEPTHS = (2, 8, 32)
 WIDTH, HEADS, MLP, SEQ = 128, 4, 512, 64

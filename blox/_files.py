@@ -63,7 +63,7 @@ def atomic_write(file: str | os.PathLike, chunks: bytes | bytearray | memoryview
     except OSError as e:
         raise OutputError(MSG_FAILED.format(path=path, why=_why(e), kept="")) from e
     if st is not None and not stat.S_ISREG(st.st_mode):
-        kind = _kind(st.st_mode)
+        kind = file_kind(st.st_mode)
         if stat.S_ISDIR(st.st_mode):
             raise OutputError(MSG_FOLDER.format(path=path, example=os.path.join(path, "out")))
         if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
@@ -107,7 +107,8 @@ def _why(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words (for messages)."""
     for test, name in [
         (stat.S_ISDIR, "folder"),
         (stat.S_ISCHR, "character device"),

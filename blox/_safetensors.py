@@ -1,23 +1,26 @@
 """The safetensors format itself: a validated header, Hugging Face file layouts, tensor bytes, encoding.
 
-Writing goes through the official ``safetensors`` package. Tensor data is read through
-``safetensors.safe_open`` too, except float8 (the package's numpy framework looks the
-dtype up on numpy, which has none, and fails), which is read as raw bytes at offsets both
-parsers checked. The header is parsed here rather than with ``safe_open`` because that
-is 4x faster on large headers (300,000 tensors: about 0.5 s against 2 s for ``safe_open``
-plus one ``get_slice`` per tensor, measured in docs/benchmarks.md), and because this
-parser knows the offsets, which the package does not expose. It applies the package's
-rules (contiguous, non-overlapping data that covers the file exactly, string metadata),
-so a header accepted here is accepted there.
+Writing goes through the official ``safetensors`` package, and so does reading tensor data
+(``safe_open``), except float8: the package's numpy framework looks that dtype up on numpy,
+which has none, and fails, so float8 bytes are read directly at offsets both parsers checked.
+
+The header is parsed here rather than with ``safe_open``, because blox needs each tensor's
+offsets (the package does not expose them) and messages that say which tensor is wrong and
+how; listing a header's tensors through ``safe_open`` plus one ``get_slice`` each is no faster
+(docs/benchmarks.md). The checks are the package's rules (data contiguous, non-overlapping and
+covering the file exactly; string metadata; known dtypes; shapes that fit), so a header
+accepted here is one the package accepts (tests/blox/test_checkpoint_corrupt.py fuzzes that).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
+import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +30,7 @@ import safetensors
 import safetensors.numpy
 
 from ._errors import CheckpointError
+from ._files import file_kind
 
 # safetensors dtype code -> numpy dtype (bfloat16 and float8 come from ml_dtypes, as in JAX).
 DTYPES: dict[str, np.dtype] = {
@@ -54,6 +58,7 @@ DTYPES: dict[str, np.dtype] = {
     }.items()
 }
 CODES: dict[np.dtype, str] = {v: k for k, v in DTYPES.items()}
+NAMES: dict[str, str] = {k: v.name for k, v in DTYPES.items()}  # dtype.name is slow to compute per tensor
 _ITEMSIZE = {k: v.itemsize for k, v in DTYPES.items()}
 # safe_open(framework="numpy") cannot build these (safetensors 0.8 looks for numpy.float8_*).
 _RAW_CODES = frozenset(c for c in DTYPES if c.startswith("F8"))
@@ -104,26 +109,12 @@ class FileHeader:
     file: str
     data_start: int
     metadata: dict[str, str]
-    # (name, dtype code, shape, start, end), offsets relative to data_start, sorted by start
-    tensors: list[tuple[str, str, tuple[int, ...], int, int]]
+    # (start, end, name, dtype code, shape), offsets relative to data_start, sorted by start
+    tensors: list[tuple[int, int, str, str, tuple[int, ...]]]
 
 
 def fail(file: str, what: str) -> CheckpointError:
     return CheckpointError(f"{file}: {what}")
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "folder"
-    if stat.S_ISCHR(mode):
-        return "character device"
-    if stat.S_ISBLK(mode):
-        return "block device"
-    if stat.S_ISFIFO(mode):
-        return "FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"
 
 
 def _open_regular(file: str) -> int:
@@ -135,7 +126,7 @@ def _open_regular(file: str) -> int:
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise fail(file, MSG_NOT_FILE.format(kind=_kind(mode)))
+        raise fail(file, MSG_NOT_FILE.format(kind=file_kind(mode)))
     return fd
 
 
@@ -155,16 +146,22 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_json(text: str) -> Any:
-    # A header of 300,000 entries makes over a million containers; pausing the cyclic GC
-    # while they are built halves the parse time (none of them can form a cycle).
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pauses the cyclic GC. A header of 300,000 entries makes over a million objects, none in
+    a cycle; with the GC on, each batch of new ones triggers a scan of all the others (10x slower)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        yield
     finally:
         if enabled:
             gc.enable()
+
+
+def _parse_json(text: str) -> Any:
+    with gc_paused():
+        return json.loads(text, parse_constant=_no_constant)
 
 
 def _decode(file: str, raw: bytes, msg: str) -> Any:
@@ -213,27 +210,27 @@ def read_file_header(file: str) -> FileHeader:
     for key, value in meta.items():
         if type(value) is not str:
             raise fail(file, MSG_META_VALUE.format(key=key, got=_type(value)))
-        _check_text(file, key)
-        _check_text(file, value)
+    # JSON escapes can spell lone surrogates, which are not text (the package refuses them). One
+    # scan of the raw header finds out whether any string needs checking.
+    if _SURROGATE.search(raw):
+        for text in (*meta, *meta.values(), *header):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise fail(file, MSG_NAME.format(name=text)) from e
     return FileHeader(file, 8 + n, meta, _tensors(file, header, 8 + n, size))
 
 
-def _check_text(file: str, text: str) -> None:
-    # JSON escapes can spell lone surrogates, which are not text (and the package refuses them).
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise fail(file, MSG_NAME.format(name=text)) from e
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _tensors(file: str, header: dict, data_start: int, size: int) -> list[tuple[str, str, tuple[int, ...], int, int]]:
+def _tensors(file: str, header: dict, data_start: int, size: int) -> list[tuple[int, int, str, str, tuple[int, ...]]]:
     """Each entry checked once (linear), then the data layout checked in offset order."""
     data_len = size - data_start
     out = []
+    append = out.append
     end_max, end_name = 0, ""
     for name, entry in header.items():
-        _check_text(file, name)
         try:
             code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         except (TypeError, KeyError, IndexError) as e:
@@ -265,7 +262,7 @@ def _tensors(file: str, header: dict, data_start: int, size: int) -> list[tuple[
             )
         if hi > end_max:
             end_max, end_name = hi, name
-        out.append((lo, hi, name, code, tuple(shape)))
+        append((lo, hi, name, code, tuple(shape)))
     if end_max > data_len:
         raise fail(file, MSG_TRUNCATED.format(name=end_name, end=data_start + end_max, size=size))
     out.sort()
@@ -278,7 +275,7 @@ def _tensors(file: str, header: dict, data_start: int, size: int) -> list[tuple[
         pos, prev = hi, (lo, hi, name)
     if pos != data_len:
         raise fail(file, MSG_TRAILING.format(n=data_len - pos))
-    return [(name, code, shape, lo, hi) for lo, hi, name, code, shape in out]
+    return out
 
 
 # --- Hugging Face layouts: one file, an index naming shards, or a folder holding either ---------
@@ -358,7 +355,7 @@ def check_shard(header: FileHeader, expected: set[str] | None) -> None:
     """Raises unless a shard holds exactly the tensors its index puts there."""
     if expected is None:
         return
-    held = {t[0] for t in header.tensors}
+    held = {t[2] for t in header.tensors}
     missing = expected - held
     if missing:
         raise fail(header.file, MSG_SHARD_MISSING.format(name=min(missing), shard=os.path.basename(header.file)))

@@ -128,3 +128,22 @@ def test_saved_files_get_the_mode_a_plain_open_would(tmp_path):
         assert (path.stat().st_mode & 0o777) == 0o644
     finally:
         os.umask(mask)
+
+
+@pytest.mark.parametrize(
+    "value, metadata, match",
+    [
+        (
+            jax.ShapeDtypeStruct((2,), jnp.float32),
+            {},
+            r"^w: the value is abstract \(ShapeDtypeStruct\); bx.save needs concrete",
+        ),
+        (np.ones(2, np.complex128), {}, r"^w: dtype complex128 cannot be stored in safetensors \(supported: BOOL"),
+        (np.array(["a"]), {}, r"^w: dtype <U1 cannot be stored"),
+        (jnp.ones(2), {"scale": float("nan")}, r"^w: Param metadata must be JSON-serialisable to be saved"),
+    ],
+)
+def test_values_that_cannot_be_stored_are_refused(tmp_path, value, metadata, match):
+    with pytest.raises(bx.CheckpointError, match=match):
+        bx.save(tmp_path / "m.safetensors", bx.Params({("w",): bx.Param(value, metadata=metadata)}))
+    assert not (tmp_path / "m.safetensors").exists()

@@ -4,6 +4,8 @@ The official ``safetensors`` library is the reference: ``safetensors.deserialize
 tensor's dtype code, shape and raw bytes without interpreting them.
 """
 
+import json
+
 import jax
 import jax.numpy as jnp
 import ml_dtypes
@@ -196,3 +198,27 @@ def test_files_we_write_read_back_with_the_official_library(tmp_path):
             path = ("net", code.lower(), "w")
             got = h.get_tensor(bx.path_str(path))
             assert got.dtype == np.dtype(dtype) and got.tobytes() == _bits(params[path].value), code
+
+
+def test_the_blox_entry_describes_only_what_differs_from_defaults(tmp_path):
+    params = bx.Params(
+        {
+            ("net", "w"): bx.Param(jnp.ones(2)),
+            ("net", "a/b"): bx.Param(jnp.ones(2)),
+            ("net", "bn", "mean"): bx.Param(jnp.ones(2), trainable=False),
+            ("net", "k"): bx.Param(jnp.ones(2), metadata={"sharding": ("model",)}),
+        }
+    ).locked()
+    f = tmp_path / "m.safetensors"
+    bx.save(f, params)
+    with safetensors.safe_open(str(f), "numpy") as h:
+        own = json.loads(h.metadata()["blox"])
+    assert own == {
+        "format_version": 2,
+        "locked": True,
+        "tensors": {
+            "net/a\\/b": {"path": ["net", "a/b"]},
+            "net/bn/mean": {"trainable": False},
+            "net/k": {"metadata": {"sharding": ["model"]}},
+        },
+    }
