@@ -229,15 +229,15 @@ class Params(Mapping):
     def _canonical(self) -> dict[Path, Param]:
         """All params in one dict in canonical (sorted) order; replaces the stack so later reads are direct."""
         levels = self._levels
-        if len(levels) == 1 and self._sorted:
-            data = levels[0]
-        else:
-            data = dict(levels[-1])
+        data = levels[-1]
+        if len(levels) > 1:
+            data = dict(data)
             for level in reversed(levels[:-1]):
                 data.update(level)
-            if not self._sorted:
-                # Paths are unique, so the (path, param) pairs are ordered by path alone.
-                data = dict(sorted(data.items()))
+        if not self._sorted:
+            # Sorting the keys alone allocates no (path, param) pairs: less work for the cyclic GC.
+            data = {k: data[k] for k in sorted(data)}
+        if len(levels) > 1 or not self._sorted:
             self._levels = (data,)
             self._sorted = True
         if self._keys is None:
