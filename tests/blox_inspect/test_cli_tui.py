@@ -103,3 +103,15 @@ async def test_checkpoint_diff_from_the_command_line(tmp_path):
     app = build_app(args(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")))
     assert [(p.path, p.status, p.max_abs, p.rel_norm) for p in app.diff.params] == [("net/w", "changed", 1.0, 1.0)]
     assert app.title == "blox-inspect · a.safetensors vs b.safetensors"
+
+
+async def test_sharded_folders_open_and_diff_in_the_browser(tmp_path):
+    a = bx.Params({("net", "w"): bx.Param(np.ones(3, np.float32))})
+    bx.save(str(tmp_path / "step_1"), a)
+    bx.save(str(tmp_path / "step_2"), a.set(("net", "w"), bx.Param(np.full(3, 2.0, np.float32))))
+    app = build_app(args(str(tmp_path / "step_1"), str(tmp_path / "step_2")))
+    assert [(p.path, p.status, p.max_abs) for p in app.diff.params] == [("net/w", "changed", 1.0)]
+    single = build_app(args(str(tmp_path / "step_1")))
+    async with single.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert single.report.totals.params == 3
