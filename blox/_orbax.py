@@ -111,8 +111,10 @@ def is_folder(path: str | os.PathLike, *, saving: bool) -> bool:
     if os.path.isdir(path):
         if saving or os.path.exists(os.path.join(path, STEP_METADATA)):
             return True
-        # A folder of safetensors files (a Hugging Face layout) is read by the safetensors reader.
-        return not any(n.endswith((".safetensors", ".safetensors.index.json")) for n in os.listdir(path))
+        # A folder of safetensors files (a Hugging Face layout), or an empty one, is for the safetensors
+        # reader, whose message lists what a folder must hold.
+        names = os.listdir(path)
+        return bool(names) and not any(n.endswith((".safetensors", ".safetensors.index.json")) for n in names)
     if os.path.exists(path):
         return False
     if not saving:
