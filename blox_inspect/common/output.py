@@ -44,8 +44,12 @@ def write_output(text: str | bytes, path: str | None) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InspectError(f"{path}: folder {folder} does not exist; create it or choose another -o path.")
+    from blox._errors import OutputError
     from blox._files import atomic_write  # imports JAX: only when a file is written
 
     data = text.encode("utf-8") if isinstance(text, str) else text
-    atomic_write(path, data)
+    try:
+        atomic_write(path, data)
+    except OutputError as e:  # says which path, why, and that the old file is unchanged
+        raise InspectError(str(e)) from e
     print(f"wrote {path} ({len(data):,} bytes)", file=sys.stderr)

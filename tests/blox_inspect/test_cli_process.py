@@ -46,3 +46,11 @@ def test_every_written_file_is_reported_with_its_size(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["tests/blox_inspect/models/mlp.py", "--no-xla", "-o", str(out)]) == 0
     assert f"wrote {out} ({out.stat().st_size:,} bytes)" in capsys.readouterr().err
+
+
+def test_a_read_only_output_is_refused_with_exit_2_and_kept(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    out.write_text("old")
+    out.chmod(0o444)
+    assert main(["tests/blox_inspect/models/mlp.py", "--no-xla", "-o", str(out)]) == 2
+    assert str(out) in capsys.readouterr().err and out.read_text() == "old"
