@@ -137,7 +137,7 @@ def compile_facts(program: Program, plan: ShardPlan | None = None, devices: list
     start = time.perf_counter()
     if plan is None:
         args, out_shardings, mesh = program.args, None, None
-        jitted = program.jitted()
+        jitted = None
     else:
         mesh = make_mesh(plan, devices)
         args, out_shardings = _shard_args(program, plan, mesh)
@@ -148,7 +148,7 @@ def compile_facts(program: Program, plan: ShardPlan | None = None, devices: list
             lowered = jitted.lower(*args)
             compiled = lowered.compile()
     else:
-        lowered = jitted.lower(*args)
+        lowered = program.lower()  # the run's shared trace when the program has one
         compiled = lowered.compile()
     elapsed = time.perf_counter() - start
     text = compiled.as_text() or ""

@@ -20,6 +20,7 @@ from blox_inspect.analysis.jaxpr import scan_lengths
 from blox_inspect.analysis.programs import build_program, module_scopes, op_path, scope_pattern
 from blox_inspect.analysis.shard_plan import ShardPlan, make_plan
 from blox_inspect.analysis.simulate import compile_for_mesh, with_batch
+from blox_inspect.analysis.trace import Traces
 from blox_inspect.common.units import human_bytes
 from blox_inspect.load.model_file import LoadedModel
 from blox_inspect.report.cost import (
@@ -87,6 +88,7 @@ def analyse_cost(
     batch: int | None = None,
     spec: str | None = None,
     force_subprocess: bool = False,
+    traces: Any = None,
 ) -> CostReport:
     """Everything ``blox-inspect cost`` reports, from abstract inputs only.
 
@@ -101,6 +103,8 @@ def analyse_cost(
         batch: override the leading dimension of every input.
         spec: the model file spec, needed to simulate meshes larger than this process's device count.
         force_subprocess: always compile meshes in a subprocess (used by tests).
+        traces: the run's shared :class:`~blox_inspect.analysis.trace.Traces` (ignored with ``batch``,
+            which changes the inputs).
 
     Example:
         >>> from blox_inspect.load.model_file import load_model
@@ -108,11 +112,13 @@ def analyse_cost(
         >>> r.flops == r.compiled.flops == 2 * 64 * 32 * 16
         True
     """
-    loaded = with_batch(loaded, batch)
-    params = loaded.abstract_params()
-    program = build_program(loaded, train, params)
+    if batch is not None or traces is None or traces.loaded is not loaded:
+        loaded = with_batch(loaded, batch)
+        traces = Traces(loaded)
+    params = traces.params
+    program = build_program(loaded, train, traces=traces)
     scopes = module_scopes(loaded)
-    closed = jax.make_jaxpr(program.fn)(*program.args)
+    closed = program.jaxpr()
     count = count_flops(closed, scopes)
     plan: ShardPlan | None = None
     how = "in-process"

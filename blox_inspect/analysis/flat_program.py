@@ -18,6 +18,7 @@ import numpy as np
 from jax.extend import core as jcore
 
 from blox_inspect.analysis.jaxpr import call_jaxpr, inner_jaxprs, module_of, open_jaxpr
+from blox_inspect.analysis.trace import TAG_NAME
 
 # Ops that move or retype data without computing: followed when tracing a value back to its origin.
 LAYOUT = frozenset(
@@ -173,6 +174,9 @@ class FlatProgram:
             ins = [self._resolve(env, v) for v in eqn.invars]
             outs = [v for v in eqn.outvars if not isinstance(v, jcore.DropVar)]
             name = eqn.primitive.name
+            if name == TAG_NAME:  # blox's identity tag (see analysis.trace): the value passes through
+                env[eqn.outvars[0]] = ins[0]
+                continue
             if name in _STRUCTURED:
                 self._structured(eqn, name, ins, env, stack, ctx)
                 continue

@@ -42,20 +42,30 @@ class Program:
     args: tuple
     donate_argnums: tuple[int, ...] = ()
     modules: frozenset[str] | None = None  # every module's path string, to resolve name stacks
+    # The run's shared trace of this program (see analysis.trace.Traces): anything with ``.jaxpr``
+    # and ``.lower()``. Its jaxpr carries blox's identity tags, which count zero FLOPs and lower to nothing.
+    traced: Any = None
 
     def jitted(self, **kwargs: Any) -> Callable:
         return jax.jit(self.fn, donate_argnums=self.donate_argnums, **kwargs)
 
     def lower(self) -> Any:
-        return self.jitted().lower(*self.args)
+        return self.traced.lower() if self.traced is not None else self.jitted().lower(*self.args)
+
+    def jaxpr(self) -> Any:
+        """The program's ClosedJaxpr: the shared trace's when there is one (the model's code runs once)."""
+        return self.traced.jaxpr if self.traced is not None else jax.make_jaxpr(self.fn)(*self.args)
 
 
 def _abstract(tree: Any) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
 
 
-def build_program(loaded: LoadedModel, train: bool = False, params: Any = None) -> Program:
+def build_program(loaded: LoadedModel, train: bool = False, params: Any = None, traces: Any = None) -> Program:
     """The forward pass ``(params, *inputs) -> outputs`` or the train step (params and optimizer state donated).
+
+    With ``traces`` (the run's :class:`~blox_inspect.analysis.trace.Traces`) the program reuses its
+    trace and params instead of tracing the model again.
 
     Example:
         >>> from blox_inspect.load.model_file import load_model
@@ -63,18 +73,26 @@ def build_program(loaded: LoadedModel, train: bool = False, params: Any = None) 
         >>> build_program(loaded, train=True).donate_argnums
         (0, 1, 2)
     """
+    if traces is not None and params is None:
+        params = traces.params
     params = _abstract(loaded.abstract_params() if params is None else params)
     modules = frozenset(module_scopes(loaded))
     if train:
         ts = make_train_step(loaded)
         return Program(
-            "train step", ts.step, ts.abstract_args(loaded, params), donate_argnums=(0, 1, 2), modules=modules
+            "train step",
+            ts.step,
+            ts.abstract_args(loaded, params),
+            donate_argnums=(0, 1, 2),
+            modules=modules,
+            traced=traces.train_step() if traces is not None else None,
         )
 
     def forward(params: Any, *inputs: Any) -> Any:
         return loaded.apply(params, *inputs)[0]
 
-    return Program("forward", forward, (params, *loaded.abstract_inputs()), modules=modules)
+    traced = traces.forward if traces is not None else None
+    return Program("forward", forward, (params, *loaded.abstract_inputs()), modules=modules, traced=traced)
 
 
 def module_scopes(loaded: LoadedModel) -> dict[str, str]:

@@ -20,7 +20,7 @@ from blox._paths import path_str
 from blox_inspect.analysis.edges import compute_edges
 from blox_inspect.analysis.flops import count_flops
 from blox_inspect.analysis.jaxpr import count_eqns
-from blox_inspect.analysis.trace import Trace, abstractify, run_observed, spec_of, trace_forward
+from blox_inspect.analysis.trace import Trace, Traces, spec_of
 from blox_inspect.common.errors import InspectError
 from blox_inspect.common.units import array_bytes
 from blox_inspect.load.model_file import LoadedModel
@@ -79,6 +79,7 @@ def summarize_loaded(
     seed: int = 0,
     progress: Progress | None = None,
     stats: bool = False,
+    traces: Traces | None = None,
 ) -> Report:
     """Builds the full Report of a loaded model (the CLI's and other tools' entry point).
 
@@ -88,23 +89,24 @@ def summarize_loaded(
     ``xla=True`` compiles the forward program for XLA's FLOP count and memory analysis,
     ``False`` skips that, ``None`` compiles unless the program is very large (see
     ``XLA_AUTO_MAX_EQNS``; a note says when it was skipped).
+
+    ``traces`` shares one run's traces with the other analyses (cost, checks); when given, it
+    already holds the params (``params``, ``params_file`` and ``seed`` are then ignored).
     """
     say = progress or (lambda _: None)
-    say("building abstract params")
-    if params is None:
-        if params_file:
+    if traces is None:
+        if params is None and params_file:
             params = _checkpoint_params(params_file)
-        else:
-            # Init runs the model too: its failures get the same module-level message.
-            params, _ = run_observed(loaded.abstract_params, seed, what="the model's init (abstract)")
-    params = abstractify(params)
+        traces = Traces(loaded, params=params, seed=seed)
+    say("building abstract params")
+    params = traces.params
     say("tracing the forward pass")
-    trace = trace_forward(loaded.model, params, loaded.inputs, loaded.kwargs)
+    trace = traces.forward
     report = _build_report(loaded, params, trace)
     report.abstract = True
     if train:
         say("tracing the train step")
-        _add_train_flops(report, loaded, params)
+        _add_train_flops(report, traces)
     size = count_eqns(trace.jaxpr)
     if xla is None and size > XLA_AUTO_MAX_EQNS:
         report.notes.append(XLA_SKIPPED.format(n=size, limit=XLA_AUTO_MAX_EQNS))
@@ -347,13 +349,10 @@ def _owner(path: tuple, bound: dict[tuple, str]) -> str | None:
 # --- train step, XLA, memory --------------------------------------------------------
 
 
-def _add_train_flops(report: Report, loaded: LoadedModel, params: bx.Params) -> None:
-    from blox_inspect.analysis.train import make_train_step
-
-    ts = make_train_step(loaded)
+def _add_train_flops(report: Report, traces: Traces) -> None:
     # Observed like the forward pass, so a failure in training mode names its module
     # (the tags it adds count zero FLOPs and pass tangents straight through).
-    jaxpr, _ = run_observed(jax.make_jaxpr(ts.step), *ts.abstract_args(loaded, params), what="the train step")
+    jaxpr = traces.train_step().jaxpr
     infos = {m.path: m for m in report.modules}
     count = count_flops(jaxpr, infos.keys())
     report.totals.flops_train = count.total
@@ -367,7 +366,7 @@ def _add_train_flops(report: Report, loaded: LoadedModel, params: bx.Params) -> 
 
 def _add_xla(report: Report, trace: Trace) -> None:
     try:
-        lowered = trace.traced.lower()
+        lowered = trace.lower()
         try:
             # The program is analysed, never run: skip LLVM's optimisations (the HLO passes that
             # decide fusion, FLOPs and buffers are unchanged), which roughly halves compile time.

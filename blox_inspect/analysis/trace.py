@@ -1,6 +1,8 @@
-"""Analysis tier: one abstract trace of a model's forward pass, observing every module call.
+"""Analysis tier: the model traced once per run (:class:`Traces`), observing every module call.
 
-While ``jax.jit(forward).trace`` traces the forward pass (giving both its jaxpr and
+A CLI run builds one :class:`Traces` and hands it to every analysis it runs (summary, cost,
+checks, program text): the abstract init, the forward pass and the train step are each traced
+once, however many analyses read them. While ``jax.jit(forward).trace`` traces the forward pass (giving both its jaxpr and
 the program XLA compiles), an observer registered with blox's public hook
 ``bx.observe_calls`` (restored in ``finally``) records, per call, the module, method, caller and input/output shapes, and wraps each array
 input and output in an identity *tag* primitive. The tags survive into the jaxpr
@@ -12,6 +14,8 @@ operand and the FLOP counter gives them zero.
 from __future__ import annotations
 
 import itertools
+import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,15 +101,37 @@ class Call:
 
 @dataclass
 class Trace:
-    """What one traced forward pass saw."""
+    """What one traced forward pass saw.
+
+    The traced function is ``(params, *inputs) -> (outputs, changed)``: ``changed`` holds the param
+    values the model returned changed (RNG counters, batch statistics), keyed by path string, so the
+    jaxpr shows every state update while unchanged params cost no output. ``lower()`` lowers the
+    outputs alone, the program a user's jitted forward pass compiles to.
+    """
 
     jaxpr: Any  # ClosedJaxpr with tags; flat args = param leaves, then input leaves
-    traced: Any  # jax.stages.Traced of the same forward pass: .lower() for XLA's numbers
+    traced: Any  # jax.stages.Traced of the same forward pass
     n_param_leaves: int
     calls: list[Call]
     id: int  # the trace id its tags carry
-    out_specs: list[TensorSpec]
+    out_specs: list[TensorSpec]  # the model's outputs (the first ``len(out_specs)`` jaxpr outputs)
     out_tree: Any
+    returned: list[str] = field(default_factory=list)  # path strings of the Params the model returned
+    changed: list[str] = field(default_factory=list)  # of those, the ones with a new value (jaxpr outputs after out_specs)
+
+    def lower(self) -> Any:
+        """The forward program without its state outputs, lowered for XLA."""
+        if not self.changed:
+            return self.traced.lower()
+        n_out = len(self.out_specs)
+        closed = self.jaxpr
+
+        def forward(*leaves: Any) -> list:
+            # Replays the recorded jaxpr (not the model's code): XLA drops the unused state updates.
+            return jcore.jaxpr_as_fun(closed)(*leaves)[:n_out]
+
+        avals = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in closed.jaxpr.invars]
+        return jax.jit(forward).trace(*avals).lower()
 
 
 def _is_params(x: Any) -> bool:
@@ -140,15 +166,27 @@ _TRACE_IDS = itertools.count(1)
 
 
 class _Observer:
-    """Records every module call and tags its array inputs and outputs (a ``bx.observe_calls`` observer)."""
+    """Records every module call and tags its array inputs and outputs (a ``bx.observe_calls`` observer).
+
+    ``stack`` is the scope of each module running now, innermost last, so a warning raised while
+    tracing is attributed to its module.
+    """
 
     def __init__(self):
         self.id = next(_TRACE_IDS)
         self.calls: list[Call] = []
+        self.stack: list[str] = []
         self.failure: tuple[Call, BaseException] | None = None
 
     def __call__(self, call: bx.ModuleCall, proceed):
         site = len(self.calls)
+        self.stack.append(call.module.scope_name)
+        try:
+            return self._tagged(call, proceed, site)
+        finally:
+            self.stack.pop()
+
+    def _tagged(self, call: bx.ModuleCall, proceed, site: int):
         record = Call(
             module=call.module,
             method=call.method,
@@ -173,51 +211,122 @@ class _Observer:
 
 
 def abstractify(tree: Any) -> Any:
-    """Every array leaf -> ``jax.ShapeDtypeStruct`` (Params keep their structure)."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
-
-
-def run_observed(fn, *args: Any, what: str = "the forward pass") -> tuple[Any, _Observer]:
-    """Runs ``fn(*args)`` with module calls observed; model failures become InspectErrors.
-
-    The hook is restored in ``finally``, so it never outlives this call, even when the
-    user's code raises.
-    """
-    observer = _Observer()
-    try:
-        with bx.observe_calls(observer):
-            return fn(*args), observer
-    except InspectError:
-        raise
-    except Exception as e:
-        raise _model_error(observer.failure, e, what) from e
-
-
-def trace_forward(model: bx.Module, params: bx.Params, inputs: tuple, kwargs: dict) -> Trace:
-    """Traces ``model(params, *inputs, **kwargs)`` once (``jax.jit(...).trace``), observing module calls.
-
-    ``params`` and ``inputs`` may be abstract (``jax.ShapeDtypeStruct`` leaves). A failure
-    inside the model becomes an :class:`InspectError` naming the innermost module.
-    """
-    params = abstractify(params)
-    inputs = abstractify(tuple(inputs))
-
-    def forward(params, *inputs):
-        out, _ = model(params, *inputs, **kwargs)
-        return out
-
-    # jit(...).trace gives the jaxpr and, from the same trace, the program XLA compiles.
-    traced, observer = run_observed(jax.jit(forward).trace, params, *inputs)
-    out_leaves, out_tree = jax.tree.flatten(traced.out_info)
-    return Trace(
-        jaxpr=traced.jaxpr,
-        traced=traced,
-        n_param_leaves=len(jax.tree.leaves(params)),
-        calls=observer.calls,
-        id=observer.id,
-        out_specs=[spec_of(x) for x in out_leaves],
-        out_tree=out_tree,
+    """Every array leaf -> ``jax.ShapeDtypeStruct`` (Params keep their structure; weak types are kept)."""
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, weak_type=bool(getattr(x, "weak_type", False))), tree
     )
+
+
+# Float64 requested with x64 off: JAX warns and truncates. The warning names no module; the
+# observer's stack does (the dtype check reports it).
+_F64_WARNING = re.compile(r"requested dtype (float64|complex128)")
+
+
+class Traces:
+    """One model's abstract params and programs, each traced once and shared by every analysis of a run.
+
+    Every trace runs under one :class:`_Observer`-style hook, so each also records which modules ran
+    (``called``) and which module asked for float64 while x64 is off (``dtype_warnings``).
+
+    Args:
+        loaded: the model (see :func:`blox_inspect.load_model`).
+        params: Params to trace with (e.g. a checkpoint's, abstract); default: the model's own
+            abstract init with ``seed``.
+    """
+
+    def __init__(self, loaded: Any, params: bx.Params | None = None, seed: int = 0):
+        self.loaded = loaded
+        self.seed = seed
+        self.called: set[str] = set()
+        self.dtype_warnings: list[tuple[str, str]] = []  # (message, module scope)
+        self._params = None if params is None else abstractify(params)
+        self._cache: dict[str, Any] = {}
+
+    def run(self, fn, *args: Any, what: str = "the forward pass") -> tuple[Any, _Observer]:
+        """Runs ``fn(*args)`` with module calls observed; model failures become InspectErrors.
+
+        The hook is restored in ``finally``, so it never outlives this call, even when the
+        user's code raises.
+        """
+        observer = _Observer()
+        shown = warnings.showwarning
+
+        def hook(message, category, filename, lineno, file=None, line=None):
+            if _F64_WARNING.search(str(message)):
+                self.dtype_warnings.append((str(message).split(".")[0], observer.stack[-1] if observer.stack else ""))
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.showwarning = hook
+                with bx.observe_calls(observer):
+                    return fn(*args), observer
+        except InspectError:
+            raise
+        except Exception as e:
+            raise _model_error(observer.failure, e, what) from e
+        finally:
+            self.called.update(c.module.scope_name for c in observer.calls)
+
+    @property
+    def params(self) -> bx.Params:
+        """Abstract Params (``jax.ShapeDtypeStruct`` values)."""
+        if self._params is None:
+            # Init runs the model too: its failures get the same module-level message.
+            params, _ = self.run(self.loaded.abstract_params, self.seed, what="the model's init (abstract)")
+            self._params = abstractify(params)
+        return self._params
+
+    @property
+    def forward(self) -> Trace:
+        """The observed forward pass (see :class:`Trace`)."""
+        if "forward" not in self._cache:
+            self._cache["forward"] = self._trace_forward()
+        return self._cache["forward"]
+
+    def train_step(self) -> Any:
+        """The whole train step (forward, backward, Adam), traced once: a ``jax.stages.Traced``."""
+        if "train_step" not in self._cache:
+            from blox_inspect.analysis.train import make_train_step
+
+            ts = make_train_step(self.loaded)
+            args = ts.abstract_args(self.loaded, self.params)
+            self._cache["train_step"], _ = self.run(ts.jitted().trace, *args, what="the train step")
+        return self._cache["train_step"]
+
+    def _trace_forward(self) -> Trace:
+        model, kwargs, params = self.loaded.model, self.loaded.kwargs, self.params
+        inputs = abstractify(tuple(self.loaded.inputs))
+        returned: list[str] = []
+        changed: list[str] = []
+
+        def forward(params, *inputs):
+            out, new = model(params, *inputs, **kwargs)
+            returned[:] = [bx.path_str(p) for p in new]
+            state = {}
+            for path, p in new.items():
+                old = params.get(path)
+                if old is None or p.value is not old.value:  # a tracer identical to the input is no update
+                    state[bx.path_str(path)] = p.value
+            changed[:] = sorted(state)  # the order jax flattens a dict in
+            return out, state
+
+        # jit(...).trace gives the jaxpr and, from the same trace, the program XLA compiles.
+        traced, observer = self.run(jax.jit(forward).trace, params, *inputs)
+        out_leaves, out_tree = jax.tree.flatten(traced.out_info[0])
+        return Trace(
+            jaxpr=traced.jaxpr,
+            traced=traced,
+            n_param_leaves=len(jax.tree.leaves(params)),
+            calls=observer.calls,
+            id=observer.id,
+            out_specs=[spec_of(x) for x in out_leaves],
+            out_tree=out_tree,
+            returned=returned,
+            changed=changed,
+        )
 
 
 def _model_error(failure: tuple[Call, BaseException] | None, e: BaseException, what: str) -> InspectError:

@@ -1,14 +1,13 @@
-"""CheckContext: the model traced once (forward, train step), shared by every check.
+"""CheckContext: the run's shared traces (forward, train step) seen as flat programs, shared by every check.
 
-Everything is abstract: Params come from ``jax.eval_shape`` and the programs from ``jax.make_jaxpr``.
-While tracing, an observer on blox's public hook ``bx.observe_calls`` learns which modules ran, and dtype-truncation warnings are attributed to the module that raised them.
+Everything is abstract: Params come from ``jax.eval_shape`` and the programs are jaxprs. The traces
+are the run's :class:`~blox_inspect.analysis.trace.Traces`, so a command that also summarises or
+costs the model traces it once; their observer records which modules ran and attributes
+dtype-truncation warnings to the module that raised them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,20 +16,16 @@ import jax
 import blox as bx
 from blox._rng import Rng
 from blox_inspect.analysis.flat_program import FlatProgram, is_inexact
+from blox_inspect.analysis.trace import Traces
 from blox_inspect.analysis.train import make_train_step
 from blox_inspect.common.errors import InspectError
 from blox_inspect.common.units import array_bytes
 from blox_inspect.load.model_file import LoadedModel
 
-MSG_FORWARD_FAILED = (
-    "{source}: tracing the forward pass for checks raised {kind}: {error}. Fix the model so that "
-    "`blox-inspect summary` works, then run check again."
-)
 MSG_VMAP_FAILED = (
     "{source}: BLOX_CHECK_VMAP is set, but tracing the model under jax.vmap (a new leading axis on every input, "
     "params shared) raised {kind}: {error}. Make the model vmappable that way, or remove BLOX_CHECK_VMAP."
 )
-_F64_WARNING = re.compile(r"requested dtype (float64|complex128)")
 
 
 @dataclass
@@ -68,15 +63,23 @@ class CheckContext:
         settings: the model file's ``BLOX_*`` globals.
     """
 
-    def __init__(self, loaded: LoadedModel, mesh: dict[str, int] | None = None):
+    def __init__(self, loaded: LoadedModel, mesh: dict[str, int] | None = None, traces: Traces | None = None):
         self.loaded = loaded
         self.mesh = mesh
         self.settings = dict(loaded.file_settings)
-        self.called: set[str] = set()
-        self.dtype_warnings: list[tuple[str, str]] = []  # (message, module scope)
+        self.shared = traces if traces is not None else Traces(loaded)
         self.train_error: str | None = None
         self._cache: dict[str, Any] = {}
-        self._stack: list[str] = []
+
+    @property
+    def called(self) -> set[str]:
+        """Scopes of every module that ran in any trace so far."""
+        return self.shared.called
+
+    @property
+    def dtype_warnings(self) -> list[tuple[str, str]]:
+        """(message, module scope) of each float64 request truncated while tracing."""
+        return self.shared.dtype_warnings
 
     # --- model structure ---------------------------------------------------
     @property
@@ -101,10 +104,7 @@ class CheckContext:
     @property
     def params(self) -> bx.Params:
         """Abstract Params (ShapeDtypeStruct values, weak types kept)."""
-        if "params" not in self._cache:
-            with self._observe():
-                self._cache["params"] = self.loaded.abstract_params()
-        return self._cache["params"]
+        return self.shared.params
 
     # --- traces -------------------------------------------------------------
     @property
@@ -132,22 +132,15 @@ class CheckContext:
 
     def _trace_forward(self) -> Trace:
         params = self.params
-        inputs = self.loaded.abstract_inputs()
-        fn = lambda params, *xs: self.loaded.apply(params, *xs)
-        try:
-            with self._observe():
-                closed, shape = jax.make_jaxpr(fn, return_shape=True)(params, *inputs)
-        except Exception as e:
-            raise InspectError(
-                MSG_FORWARD_FAILED.format(source=self.loaded.source, kind=type(e).__name__, error=e)
-            ) from e
-        prog = FlatProgram.build(closed, self._scopes())
+        shared = self.shared.forward  # a failure names the module it happened in
+        prog = FlatProgram.build(shared.jaxpr, self._scopes())
         keys = [bx.path_str(p) for p in params]
-        n_in = len(jax.tree.leaves(inputs))
+        n_in = len(jax.tree.leaves(self.loaded.abstract_inputs()))
         param_vars = dict(zip(keys, prog.invars[: len(keys)]))
-        n_out = len(jax.tree.leaves(shape[0]))
-        new_keys = [bx.path_str(p) for p in shape[1]]
-        state = dict(zip(new_keys, prog.outvars[n_out:]))
+        n_out = len(shared.out_specs)
+        # Unchanged params come back as themselves; changed ones are the outputs after the model's.
+        state = {k: param_vars[k] for k in shared.returned if k in param_vars}
+        state.update(zip(shared.changed, prog.outvars[n_out:]))
         return Trace(prog, param_vars, prog.invars[len(keys) : len(keys) + n_in], prog.outvars[:n_out], state)
 
     def _trace_train(self) -> Trace:
@@ -156,8 +149,8 @@ class CheckContext:
         ts = make_train_step(self.loaded)
         inputs = self.loaded.abstract_inputs()
         fn = lambda t, r, *xs: jax.value_and_grad(ts.loss, has_aux=True)(t, r, *xs)
-        with self._observe():
-            closed, shape = jax.make_jaxpr(fn, return_shape=True)(trainable, rest, *inputs)
+        traced = jax.make_jaxpr(fn, return_shape=True)
+        (closed, shape), _ = self.shared.run(traced, trainable, rest, *inputs, what="the train step's gradients")
         prog = FlatProgram.build(closed, self._scopes())
         t_keys = [bx.path_str(p) for p in trainable]
         r_keys = [bx.path_str(p) for p in rest]
@@ -191,40 +184,12 @@ class CheckContext:
             return jax.vmap(one, axis_name=axis_name)(*xs)
 
         try:
-            with self._observe():
-                closed = jax.make_jaxpr(fn)(params, *inputs)
+            closed, _ = self.shared.run(jax.make_jaxpr(fn), params, *inputs, what="the forward pass under jax.vmap")
         except Exception as e:
             raise InspectError(
                 MSG_VMAP_FAILED.format(source=self.loaded.source, kind=type(e).__name__, error=str(e).split("\n")[0])
             ) from e
         return FlatProgram.build(closed, self._scopes())
-
-    # --- observation while tracing ------------------------------------------
-    @contextlib.contextmanager
-    def _observe(self):
-        stack = self._stack
-
-        def observed(call: bx.ModuleCall, proceed):
-            self.called.add(call.module.scope_name)
-            stack.append(call.module.scope_name)
-            try:
-                return proceed(call.params, *call.args, **call.kwargs)
-            finally:
-                stack.pop()
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            shown = warnings.showwarning
-
-            def hook(message, category, filename, lineno, file=None, line=None):
-                if _F64_WARNING.search(str(message)):
-                    self.dtype_warnings.append((str(message).split(".")[0], stack[-1] if stack else ""))
-                else:
-                    shown(message, category, filename, lineno, file, line)
-
-            warnings.showwarning = hook
-            with bx.observe_calls(observed):
-                yield
 
 
 def nbytes(aval: Any) -> int:

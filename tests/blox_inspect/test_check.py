@@ -7,6 +7,7 @@ import re
 import jax
 import pytest
 
+import blox as bx
 import blox_inspect
 from blox_inspect import cli
 from blox_inspect.checks import CODES, CheckContext, exit_code, parse_mesh, run_checks
@@ -168,14 +169,30 @@ def test_bad_mesh_is_an_error():
     assert parse_mesh("data=4096,model=2") == {"data": 4096, "model": 2}
 
 
-def test_forward_and_train_step_are_traced_once(monkeypatch):
-    import blox_inspect.checks._context as context
+def test_forward_and_train_step_are_traced_once():
+    """The model's code runs once per program: init, forward, the gradients' program, the train step."""
+    from blox_inspect.analysis.cost import analyse_cost
+    from blox_inspect.analysis.summary import summarize_loaded
+    from blox_inspect.analysis.trace import Traces
 
-    calls = []
-    real = jax.make_jaxpr
-    monkeypatch.setattr(context.jax, "make_jaxpr", lambda *a, **k: calls.append(1) or real(*a, **k))
-    check("transformer_good.py")
-    assert len(calls) == 2
+    loaded = load_model(str(MODELS / "transformer_good.py"))
+    root = loaded.model
+    runs = []
+
+    def count(call, proceed):
+        if call.module is root:
+            runs.append(call.method)
+        return proceed(call.params, *call.args, **call.kwargs)
+
+    traces = Traces(loaded)
+    with bx.observe_calls(count):
+        summarize_loaded(loaded, train=True, xla=False, traces=traces)
+        assert len(runs) == 3  # init, forward, train step
+        analyse_cost(loaded, device=None, traces=traces)
+        analyse_cost(loaded, train=True, device=None, traces=traces)
+        assert len(runs) == 3  # cost reuses both programs, compiling what the summary traced
+        run_checks(CheckContext(loaded, traces=traces))
+    assert len(runs) == 4  # checks add only the loss-and-gradient program
 
 
 def test_train_step_failure_is_reported_and_other_checks_run():
