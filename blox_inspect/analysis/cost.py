@@ -15,7 +15,7 @@ import numpy as np
 import blox as bx
 from blox_inspect.analysis.compile import compile_facts
 from blox_inspect.analysis.devices import DTYPE_ALIASES, DeviceSpec, get_device
-from blox_inspect.analysis.flops import FlopCount, count_flops
+from blox_inspect.analysis.flops import FlopCount, count_flops, xla_loop_reason
 from blox_inspect.analysis.jaxpr import scan_lengths
 from blox_inspect.analysis.programs import build_program, module_scopes, op_path, scope_pattern
 from blox_inspect.analysis.shard_plan import ShardPlan, make_plan
@@ -220,17 +220,13 @@ def compare(count: FlopCount, facts: CompiledFacts, scans: list[int] | None = No
             f"{'lowered' if lo is None else 'compiled'} program"
         )
     scans = [n for n in (scans or []) if n > 1]
-    loop_reason = scans and (lo is not None or co is not None) and ours > max(lo or 0, co or 0) * 1.005
+    xla = lo if lo is not None else co
+    loop_reason = xla_loop_reason(ours, max(lo or 0, co or 0) if xla is not None else None, scans)
     if loop_reason:
-        trips = Counter(scans)
-        shown = ", ".join(
-            f"{n} loops of {t} steps" if n > 1 else f"1 loop of {t} steps" for t, n in sorted(trips.items())
-        )
-        ratio = ours / max(lo or 0, 1) if lo else ours / max(co or 1, 1)
-        reasons.append(
-            f"XLA counts a loop body once; ours multiplies it by the trip count ({shown}), "
-            f"hence ours = {ratio:.1f}x XLA's"
-        )
+        if lo is None:
+            reasons.append(loop_reason)
+        else:  # the ratio is to the lowered count, the one before XLA's own simplifications
+            reasons.append(loop_reason.rsplit("hence", 1)[0] + f"hence ours = {ours / max(lo, 1):.1f}x XLA's")
     if facts.devices > 1 and co is not None:
         reasons.append(
             f"compiled = one device's share of the {facts.devices}-device program (ours and lowered "

@@ -17,6 +17,7 @@ equations outside every module go to ``''``.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,3 +176,22 @@ def _visit(j: Any, mult: int, prefix: tuple, known: frozenset[str] | None, acc: 
         f = eqn_flops(eqn) * mult
         if f:
             _add(acc, module_of(stack, known), name, f)
+
+
+def xla_loop_reason(ours: int, xla: int | None, scans: list[int]) -> str | None:
+    """Why our FLOPs exceed XLA's when the program has loops, or None when loops do not explain it.
+
+    XLA's ``cost_analysis`` counts a loop body once; ours multiplies it by the trip count.
+
+    Example:
+        >>> xla_loop_reason(1200, 100, [12])
+        "XLA counts a loop body once; ours multiplies it by the trip count (1 loop of 12 steps), hence ours = 12.0x XLA's"
+        >>> xla_loop_reason(100, 100, [12]) is None
+        True
+    """
+    scans = [n for n in scans if n > 1]
+    if not scans or xla is None or ours <= xla * 1.005:
+        return None
+    trips = Counter(scans)
+    shown = ", ".join(f"{n} loops of {t} steps" if n > 1 else f"1 loop of {t} steps" for t, n in sorted(trips.items()))
+    return f"XLA counts a loop body once; ours multiplies it by the trip count ({shown}), hence ours = {ours / max(xla, 1):.1f}x XLA's"

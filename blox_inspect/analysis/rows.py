@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from blox_inspect.common.units import human
 from blox_inspect.report.model import ModuleInfo, Report
 
 FOLD_MIN = 3
@@ -102,38 +103,6 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
 FOLD_NOTE = "rows of a folded run (×N) show the totals of all N blocks"
 
 
-def human(n: float | int | None, unit: str = "", si: bool = False) -> str:
-    """124439808 -> '124.4M', 7e9 -> '7.0B'; with unit 'FLOP' -> '1.2 GFLOP'; with unit 'B' -> '497.8 MiB'.
-
-    ``si=True`` uses SI prefixes without a unit (FLOP columns: '293.5G'). Every renderer of a
-    Report formats numbers through this one function.
-
-    Example:
-        >>> human(124_439_808), human(999_960), human(6_738_415_616, si=True), human(1023 * 1024 + 1000, "B")
-        ('124.4M', '1.0M', '6.7G', '1.0 MiB')
-    """
-    if n is None:
-        return "-"
-    if unit == "B":
-        value = float(n)
-        for suffix in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-            # Compare the value as printed (one decimal), so 1023.97 KiB carries to 1.0 MiB.
-            if abs(round(value, 1)) < 1024 or suffix == "PiB":
-                return f"{int(value)} B" if suffix == "B" else f"{value:.1f} {suffix}"
-            value /= 1024
-    value = float(n)
-    # Counts read 7.0B (billions, as model sizes are quoted); FLOPs take SI prefixes (1.2 GFLOP).
-    suffixes = ("", "K", "M", "G", "T", "P", "E") if unit or si else ("", "K", "M", "B", "T", "P", "E")
-    for suffix in suffixes:
-        if abs(round(value, 1)) < 1000 or suffix == "E":  # 999,960 reads 1.0M, not 1000.0K
-            if suffix == "":
-                text = f"{int(n):,}" if float(n).is_integer() else f"{value:.1f}"
-                return f"{text} {unit}".rstrip() if unit else text
-            return f"{value:.1f} {suffix}{unit}" if unit else f"{value:.1f}{suffix}"
-        value /= 1000
-    return str(n)
-
-
 def shapes(m: ModuleInfo) -> str:
     """'f32[4,16] -> f32[4,32]' for the first call (all calls when they differ)."""
     if not m.call_info:
@@ -194,6 +163,8 @@ def totals_items(report: Report) -> list[tuple[str, str]]:
         ("Non-trainable", both(t.non_trainable_params)),
         ("Parameter bytes", human(t.param_bytes, "B")),
     ]
+    if t.rng_state:
+        items.append(("RNG state (not params)", f"{t.rng_state:,} values, {human(t.rng_state_bytes, 'B')}"))
     for dtype, n in sorted(t.params_by_dtype.items()):
         items.append((f"  {dtype}", f"{human(n)} params, {human(t.bytes_by_dtype.get(dtype, 0), 'B')}"))
     items.append(("Forward FLOPs (one call)", human(t.flops, "FLOP")))

@@ -17,9 +17,10 @@ import numpy as np
 
 import blox as bx
 from blox._paths import path_str
+from blox_inspect.analysis.compile import memory_stats as compile_memory_stats
 from blox_inspect.analysis.edges import compute_edges
-from blox_inspect.analysis.flops import count_flops
-from blox_inspect.analysis.jaxpr import count_eqns
+from blox_inspect.analysis.flops import count_flops, xla_loop_reason
+from blox_inspect.analysis.jaxpr import count_eqns, scan_lengths
 from blox_inspect.analysis.trace import Trace, Traces, spec_of
 from blox_inspect.common.errors import InspectError
 from blox_inspect.common.units import array_bytes
@@ -139,9 +140,6 @@ def add_param_stats(report: Report, file: str) -> None:
     for p in report.params:
         if p.path in reader and not p.dtype.startswith("key<"):
             p.stats = dataclasses.asdict(array_stats(reader.read(p.path)))
-
-
-
 
 
 def _checkpoint_params(file: str) -> bx.Params:
@@ -274,22 +272,28 @@ def _build_report(loaded: LoadedModel, params: bx.Params, trace: Trace) -> Repor
 
     # Params: own, then subtree sums in one bottom-up pass (reverse tree order).
     pinfos = _param_infos(params)
+    rngs = {n.path_str for n in nodes if isinstance(n.module, bx.Rng)}
     totals = Totals()
     for p in pinfos:
+        owner = _owner(params_path_tuple(p), bound)
+        if owner is not None:
+            infos[owner].param_paths.append(p.path)
+        if p.module in rngs:  # an Rng's seed and counter are state: counted on their own line
+            p.rng_state = True
+            totals.rng_state += p.size
+            totals.rng_state_bytes += p.bytes
+            continue
         totals.params += p.size
         totals.param_bytes += p.bytes
         if p.trainable:
             totals.trainable_params += p.size
         totals.params_by_dtype[p.dtype] = totals.params_by_dtype.get(p.dtype, 0) + p.size
         totals.bytes_by_dtype[p.dtype] = totals.bytes_by_dtype.get(p.dtype, 0) + p.bytes
-        owner = _owner(params_path_tuple(p), bound)
-        if owner is None:
-            continue
-        m = infos[owner]
-        m.params_own += p.size
-        m.param_bytes_own += p.bytes
-        m.trainable_params_own += p.size if p.trainable else 0
-        m.param_paths.append(p.path)
+        if owner is not None:
+            m = infos[owner]
+            m.params_own += p.size
+            m.param_bytes_own += p.bytes
+            m.trainable_params_own += p.size if p.trainable else 0
     totals.non_trainable_params = totals.params - totals.trainable_params
 
     count = count_flops(trace.jaxpr, infos.keys())
@@ -381,28 +385,31 @@ def _add_xla(report: Report, trace: Trace) -> None:
         cost = cost[0] if cost else {}
     if cost and "flops" in cost:
         report.totals.flops_xla = int(cost["flops"])
+        reason = xla_loop_reason(report.totals.flops, report.totals.flops_xla, scan_lengths(trace.jaxpr))
+        if reason:
+            report.notes.append(f"Forward FLOPs (XLA) differ from ours: {reason}.")
     report.totals.memory = memory_stats(compiled)
 
 
 def memory_stats(compiled: Any) -> dict[str, int]:
-    """argument/output/alias/temp/peak bytes of a compiled program.
+    """argument/output/alias/temp/generated_code/peak bytes of a compiled program, for the Report's JSON.
 
-    When the backend reports no peak (CPU reports 0), peak is computed as
-    ``argument + output - alias + temp``: every buffer live at once, the upper bound.
+    ``peak`` is :attr:`MemoryStats.peak <blox_inspect.report.cost.MemoryStats.peak>`, the one
+    definition ``cost`` uses too: the larger of XLA's own peak and every buffer live at once;
+    ``xla_peak`` is XLA's figure alone (0 where the backend reports none, as CPU does).
     """
-    m = compiled.memory_analysis()
+    m = compile_memory_stats(compiled)
     if m is None:
         return {}
-    out = {
-        "argument": int(m.argument_size_in_bytes),
-        "output": int(m.output_size_in_bytes),
-        "alias": int(m.alias_size_in_bytes),
-        "temp": int(m.temp_size_in_bytes),
-        "generated_code": int(m.generated_code_size_in_bytes),
+    return {
+        "argument": m.argument,
+        "output": m.output,
+        "alias": m.alias,
+        "temp": m.temp,
+        "generated_code": m.generated_code,
+        "xla_peak": m.xla_peak,
+        "peak": m.peak,
     }
-    peak = int(getattr(m, "peak_memory_in_bytes", 0) or 0)
-    out["peak"] = peak or out["argument"] + out["output"] - out["alias"] + out["temp"]
-    return out
 
 
 def tensor_bytes(t: TensorSpec) -> int:

@@ -117,7 +117,9 @@ class Trace:
     out_specs: list[TensorSpec]  # the model's outputs (the first ``len(out_specs)`` jaxpr outputs)
     out_tree: Any
     returned: list[str] = field(default_factory=list)  # path strings of the Params the model returned
-    changed: list[str] = field(default_factory=list)  # of those, the ones with a new value (jaxpr outputs after out_specs)
+    changed: list[str] = field(
+        default_factory=list
+    )  # of those, the ones with a new value (jaxpr outputs after out_specs)
 
     def lower(self) -> Any:
         """The forward program without its state outputs, lowered for XLA."""

@@ -9,7 +9,7 @@ import io
 from collections import Counter
 from dataclasses import dataclass, field
 
-from blox_inspect.common.units import DASH, human_bytes, human_count, human_seconds
+from blox_inspect.common.units import human, human_bytes, human_seconds
 from blox_inspect.report.cost import CostReport, ShardingReport
 
 
@@ -43,13 +43,18 @@ def title(report: CostReport) -> str:
     return f"Cost of {report.model}: {report.program}, compiled for {report.backend} ({where})"
 
 
+def _metric(metric: str, n: int | None) -> str:
+    """FLOPs and transcendentals with SI prefixes, bytes in binary units (the one formatter's rules)."""
+    return human_bytes(n) if metric == "bytes accessed" else human(n, si=True)
+
+
 def _comparison(r: CostReport) -> Section:
     rows = [
         [
             c.metric,
-            human_count(c.ours) if c.ours is not None else DASH,
-            human_count(c.lowered) if c.metric != "bytes accessed" else human_bytes(c.lowered),
-            human_count(c.compiled) if c.metric != "bytes accessed" else human_bytes(c.compiled),
+            _metric(c.metric, c.ours),
+            _metric(c.metric, c.lowered),
+            _metric(c.metric, c.compiled),
             c.note,
         ]
         for c in r.comparison

@@ -26,8 +26,8 @@ import re
 import graphviz
 
 from blox_inspect.analysis.diagram import IO_ENDPOINT, Item, Plan, plan
-from blox_inspect.analysis.rows import human
 from blox_inspect.common.errors import InspectError
+from blox_inspect.common.units import human
 from blox_inspect.report.model import ModuleInfo, Report, TensorSpec
 
 RANKDIRS = ("TB", "LR", "BT", "RL")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from blox_inspect.analysis.rows import (
     FOLD_NOTE,
     STATS_HEAD,
-    human,
     percent,
     rows,
     shapes,
@@ -13,6 +12,7 @@ from blox_inspect.analysis.rows import (
     totals_items,
     type_label,
 )
+from blox_inspect.common.units import human
 from blox_inspect.report.model import Report
 
 

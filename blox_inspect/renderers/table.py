@@ -7,7 +7,6 @@ import io
 from blox_inspect.analysis.rows import (
     FOLD_NOTE,
     STATS_HEAD,
-    human,
     percent,
     rows,
     shapes,
@@ -15,6 +14,7 @@ from blox_inspect.analysis.rows import (
     totals_items,
     type_label,
 )
+from blox_inspect.common.units import human
 from blox_inspect.report.model import Report
 
 

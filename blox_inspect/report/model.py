@@ -13,7 +13,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+# 2: RNG state (the seed and counter of each bx.Rng) is counted apart from params: ``totals.rng_state``,
+# ``ParamInfo.rng_state``; ``totals.params`` is the published parameter count. Version 1 still loads.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -48,6 +51,7 @@ class ParamInfo:
     bytes: int
     trainable: bool
     metadata: dict[str, Any] = field(default_factory=dict)
+    rng_state: bool = False  # an Rng's seed or counter: state, not a parameter (not in the totals' params)
     # Filled only for real (non-abstract) params when statistics are asked for.
     stats: dict[str, Any] | None = None
 
@@ -117,6 +121,9 @@ class Totals:
     flops_xla: int | None = None
     params_by_dtype: dict[str, int] = field(default_factory=dict)
     bytes_by_dtype: dict[str, int] = field(default_factory=dict)
+    # RNG state (every bx.Rng's seed and counter), apart from params: elements and bytes.
+    rng_state: int = 0
+    rng_state_bytes: int = 0
     # memory_analysis of the compiled forward program: argument/output/alias/temp/peak bytes.
     memory: dict[str, int] = field(default_factory=dict)
     # Estimated bytes to train with an Adam-style optimiser (params, grads, 2 moments, activations).
@@ -163,11 +170,12 @@ class Report:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             from blox_inspect.common.errors import InspectError
 
             raise InspectError(
-                f"report has schema_version {version!r}, this blox-inspect reads version {SCHEMA_VERSION}. "
+                f"report has schema_version {version!r}, this blox-inspect reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}. "
                 "Re-create the report with this version (run without --load)."
             )
         return _build(cls, data)

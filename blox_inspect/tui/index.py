@@ -10,6 +10,7 @@ import gc
 from collections.abc import Iterable
 
 from blox._paths import parse_path
+from blox_inspect.common.units import human, human_bytes  # noqa: F401 (the TUI formats through the one formatter)
 from blox_inspect.report.model import CallInfo, ModuleInfo, ParamInfo, Report
 
 SORTS = ("graph", "params", "flops")
@@ -164,35 +165,3 @@ def match_positions(query: str, text: str) -> list[int]:
             return []
         out.append(pos)
     return out
-
-
-def human(n: int | float | None, unit: str = "") -> str:
-    """Compact numbers: 1234567 -> '1.23M'.
-
-    Example:
-        >>> human(0), human(999), human(1234567), human(3.2e12, 'FLOPs')
-        ('0', '999', '1.23M', '3.20T FLOPs')
-    """
-    if n is None:
-        return "–"
-    n = float(n)
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            text = f"{n / div:.2f}{suffix}"
-            break
-    else:
-        text = f"{int(n)}" if n == int(n) else f"{n:.3g}"
-    return f"{text} {unit}" if unit else text
-
-
-def human_bytes(n: int | None) -> str:
-    """Example:
-    >>> human_bytes(512), human_bytes(3 * 1024 ** 2)
-    ('512 B', '3.0 MiB')
-    """
-    if n is None:
-        return "–"
-    for div, suffix in ((1024**3, "GiB"), (1024**2, "MiB"), (1024, "KiB")):
-        if n >= div:
-            return f"{n / div:.1f} {suffix}"
-    return f"{n} B"

@@ -113,7 +113,7 @@ class MainScreen(SizeGuard, Screen):
         t = self.bapp.report.totals
         parts = [f"{human(t.params)} params", human_bytes(t.param_bytes)]
         if t.flops:
-            parts.append(human(t.flops, "FLOPs"))
+            parts.append(human(t.flops, "FLOP"))
         parts.append(f"sort: {SORT_LABELS[self.tree.sort]}")
         return " · ".join(parts)
 

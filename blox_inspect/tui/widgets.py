@@ -48,7 +48,7 @@ def module_label(m: ModuleInfo, *, parent: str | None = None, marked: bool = Fal
     if m.params:
         text.append(f"  {human(m.params)}", style="green")
     if m.flops:
-        text.append(f"  {human(m.flops, 'FLOPs')}", style="magenta")
+        text.append(f"  {human(m.flops, 'FLOP')}", style="magenta")
     if marked:
         text.append("  ✗", style="bold red")
     return text
@@ -224,7 +224,7 @@ class DetailPane(VerticalScroll):
         )
         if report.totals.flops or m.flops:
             fshare = f"  ({m.flops / report.totals.flops:.1%} of the model)" if report.totals.flops else ""
-            info.add_row("FLOPs", f"{human(m.flops)} total, {human(m.flops_own)} own{fshare}")
+            info.add_row("FLOPs", f"{human(m.flops, si=True)} total, {human(m.flops_own, si=True)} own{fshare}")
         if m.shared:
             info.add_row("shared", "called from more than one place; its params are counted once")
         if m.config:

@@ -46,7 +46,7 @@ def test_output_file_format_is_guessed_and_load_re_renders(capsys, tmp_path):
     code, out, _ = run(capsys, "summary", MLP, "-o", report_file)
     assert code == 0 and out == ""
     report = Report.from_json(open(report_file).read())
-    assert report.totals.params == 876 and report.totals.flops_xla == report.totals.flops
+    assert report.totals.params == 874 and report.totals.flops_xla == report.totals.flops
     csv_file = str(tmp_path / "r.csv")
     assert run(capsys, "--load", report_file, "-o", csv_file)[0] == 0
     lines = open(csv_file).read().splitlines()
@@ -58,7 +58,7 @@ def test_output_file_format_is_guessed_and_load_re_renders(capsys, tmp_path):
 def test_json_is_exact_integers(capsys):
     code, out, _ = run(capsys, MLP, "--format", "json", "--no-xla")
     data = json.loads(out)
-    assert code == 0 and data["totals"]["params"] == 876 and data["totals"]["flops"] == 6952
+    assert code == 0 and data["totals"]["params"] == 874 and data["totals"]["flops"] == 6952
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_parse_count(text, value):
 def test_budgets_fail_with_a_clear_message(capsys):
     code, out, err = run(capsys, MLP, "--no-xla", "--max-params", "100")
     assert code == 1 and "Parameters" in out
-    assert "parameter budget exceeded: the model has 876 params, but --max-params allows 100." in err
+    assert "parameter budget exceeded: the model has 874 params, but --max-params allows 100." in err
     code, _, err = run(capsys, MLP, "--no-xla", "--max-flops", "1K")
     assert code == 1 and "FLOP budget exceeded: the model has 7.0K (6,952) forward FLOPs" in err
     assert run(capsys, MLP, "--no-xla", "--max-params", "1M", "--max-flops", "1e6")[0] == 0
@@ -158,7 +158,7 @@ def test_module_entry_point_runs_in_a_subprocess():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[1:] == [
-        "net/rng,Rng,0,1,0,False,,,2,2,0,2,12,0,0,0",
+        "net/rng,Rng,0,1,0,False,,,0,0,0,0,0,0,0,0",  # its seed and counter are RNG state, not params
         'net/mlp,MLP,0,1,1,False,"float32[4,16]","float32[4,10]",874,0,874,0,3496,6952,128,0',
     ]
 

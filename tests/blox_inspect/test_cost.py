@@ -76,7 +76,7 @@ def test_renderers_show_every_section():
     ):
         assert heading in text
     md = render_markdown(r)
-    assert "## Roofline on NVIDIA H100 SXM 80GB" in md and "| FLOPs | 164 K |" in md
+    assert "## Roofline on NVIDIA H100 SXM 80GB" in md and "| FLOPs | 163.8K |" in md
 
 
 def test_device_table_and_sizes():
@@ -101,7 +101,7 @@ def test_cli_json_output_and_bad_device(tmp_path, capsys):
     md = tmp_path / "cost.md"  # re-render the saved report; the format follows the extension
     assert cli.main(["cost", "--load", str(out), "-o", str(md)]) == 0
     assert (
-        md.read_text().startswith("# Cost of") and "| FLOPs | 65.5 K | 65.5 K | 65.5 K | all agree |" in md.read_text()
+        md.read_text().startswith("# Cost of") and "| FLOPs | 65.5K | 65.5K | 65.5K | all agree |" in md.read_text()
     )
     (tmp_path / "bad.json").write_text("{}")
     assert cli.main(["cost", "--load", str(tmp_path / "bad.json")]) == 2

@@ -30,9 +30,12 @@ def test_mlp_params_and_flops_are_exact(mlp_report):
     r = mlp_report
     l1, l2, mlp = r.module("net/mlp/l1"), r.module("net/mlp/l2"), r.module("net/mlp")
     assert (l1.params, l2.params, mlp.params, mlp.params_own) == (16 * 32 + 32, 32 * 10 + 10, 874, 0)
-    assert (r.totals.params, r.totals.trainable_params, r.totals.non_trainable_params) == (876, 874, 2)
-    assert r.totals.param_bytes == 874 * 4 + 4 + 8  # float32 weights, uint32 counter, one threefry key
-    assert r.totals.params_by_dtype == {"float32": 874, "uint32": 1, "key<fry>": 1}
+    # The Rng's seed and counter are state, reported apart: params is what Keras or PyTorch would count.
+    assert (r.totals.params, r.totals.trainable_params, r.totals.non_trainable_params) == (874, 874, 0)
+    assert (r.totals.rng_state, r.totals.rng_state_bytes) == (2, 8 + 4)
+    assert {p.path for p in r.params if p.rng_state} == {"net/rng/seed", "net/rng/counter"}
+    assert r.totals.param_bytes == 874 * 4  # float32 weights; the uint32 counter and threefry key are RNG state
+    assert r.totals.params_by_dtype == {"float32": 874}
     assert l1.flops == 2 * 4 * 16 * 32 + 4 * 32  # matmul + bias add
     assert l2.flops == 2 * 4 * 32 * 10 + 4 * 10
     assert mlp.flops_own == 4 * 32  # relu between the layers
@@ -323,7 +326,7 @@ def test_checkpoint_header_supplies_the_params(tmp_path):
     file = str(tmp_path / "mlp.safetensors")
     bx.save(file, params)
     r = summarize_loaded(loaded, params_file=file, xla=False)
-    assert r.totals.params == 876 and r.abstract
+    assert r.totals.params == 874 and r.abstract
     small = bx.Params({k: v for k, v in params.items() if k[-1] != "bias"}).locked()
     bad = str(tmp_path / "small.safetensors")
     bx.save(bad, small)

@@ -362,8 +362,8 @@ def test_rows_name_the_path_below_the_parent():
         shared=False,
         params=1500,
     )
-    assert str(module_label(m, parent="gpt2/transformer")) == "h/0  Block  1.50k"
-    assert str(module_label(m, parent="gpt2/transformer", marked=True)) == "h/0  Block  1.50k  ✗"
+    assert str(module_label(m, parent="gpt2/transformer")) == "h/0  Block  1.5K"
+    assert str(module_label(m, parent="gpt2/transformer", marked=True)) == "h/0  Block  1.5K  ✗"
 
 
 async def test_mouse_selects_rows_and_tabs(report):
