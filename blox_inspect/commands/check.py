@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from blox_inspect.common.output import result_stream
+from blox_inspect.renderers import formats
 
 HELP = "static checks: RNG reuse, dead structure, gradient flow, dtypes, constants, sharding, numerics"
-FORMATS = ("text", "json")
+FORMATS = formats("findings")
 FAIL_ON = ("error", "warning", "info", "none")
 
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from blox_inspect.checks import CheckContext, exit_code, parse_mesh, run_checks
     from blox_inspect.common.output import write_output
     from blox_inspect.load.model_file import load_model
-    from blox_inspect.renderers.findings import render_json, render_text
+    from blox_inspect.renderers import emit
 
     if args.list_codes:
         from blox_inspect.checks import CODES
@@ -60,17 +60,5 @@ def run(args: argparse.Namespace) -> int:
     mesh = parse_mesh(args.mesh)
     loaded = load_model(args.model)
     findings = run_checks(CheckContext(loaded, mesh), ignore=args.ignore)
-    fmt = args.format or ("json" if (args.output or "").endswith(".json") else "text")
-    if fmt == "json":
-        text = render_json(findings, args.model)
-    elif args.output in (None, "-") and result_stream().isatty():
-        from rich.console import Console
-
-        from blox_inspect.renderers.findings import render_rich
-
-        Console(file=result_stream()).print(render_rich(findings, args.model))
-        return exit_code(findings, args.fail_on)
-    else:
-        text = render_text(findings, args.model)
-    write_output(text, args.output)
+    emit("findings", findings, args.format, args.output, default="text", model=args.model)
     return exit_code(findings, args.fail_on)

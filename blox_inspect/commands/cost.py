@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from blox_inspect.commands._args import depth
-from blox_inspect.common.output import result_stream
+from blox_inspect.renderers import formats
 
-FORMATS = ("table", "json", "markdown")
+FORMATS = formats("cost")
 
 EPILOG = """\
 examples:
@@ -55,9 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from blox_inspect.analysis.devices import get_device, parse_bytes
     from blox_inspect.analysis.shard_plan import STRATEGIES, parse_mesh
     from blox_inspect.common.errors import InspectError
-    from blox_inspect.common.output import write_output
     from blox_inspect.load.model_file import load_model
-    from blox_inspect.renderers.cost import render_markdown, render_text
+    from blox_inspect.renderers import emit
 
     # Check every option before loading the model, so mistakes fail fast.
     device = None if str(args.device).lower() == "none" else get_device(args.device).name
@@ -81,17 +79,7 @@ def run(args: argparse.Namespace) -> int:
             batch=args.batch,
             spec=args.model,
         )
-    fmt = args.format or {".json": "json", ".md": "markdown", ".markdown": "markdown"}.get(
-        os.path.splitext(args.output or "")[1].lower(), "table"
-    )
-    if fmt == "json":
-        text = report.to_json()
-    elif fmt == "markdown":
-        text = render_markdown(report, args.depth)
-    else:
-        color = args.output is None and result_stream().isatty()
-        text = render_text(report, color=color, depth=args.depth)
-    write_output(text, args.output)
+    emit("cost", report, args.format, args.output, depth=args.depth)
     return 0
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from blox_inspect.renderers import formats
+
 HELP = "compare two checkpoints: added, removed, shape, dtype and value changes (exit 1 when they differ)"
-FORMATS = ("table", "json", "markdown", "csv")
+FORMATS = formats("diff")
 
 
 def register(sub: Any) -> None:
@@ -30,14 +32,11 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from blox_inspect.analysis.diff import diff_checkpoints, within
-    from blox_inspect.common.output import write_output
-    from blox_inspect.renderers import guess_format
-    from blox_inspect.renderers.diff import render
+    from blox_inspect.renderers import emit
 
     diff = diff_checkpoints(args.a, args.b)
     for p in diff.params:
         if p.status == "changed" and within(p, args.atol, args.rtol):
             p.status = "unchanged"
-    fmt = args.format or guess_format(args.output)
-    write_output(render(diff, fmt, show_unchanged=args.all), args.output)
+    emit("diff", diff, args.format, args.output, show_unchanged=args.all)
     return 0 if all(p.status == "unchanged" for p in diff.params) else 1

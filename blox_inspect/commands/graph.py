@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from blox_inspect.commands._args import depth
 
@@ -59,32 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from blox_inspect.common.errors import InspectError
-    from blox_inspect.common.output import write_output
-    from blox_inspect.renderers import _layout
-    from blox_inspect.renderers.graphviz import to_dot
+    from blox_inspect.renderers import emit
 
     report = load_report(args)
-    source = to_dot(
-        report, depth=args.depth, expand=args.expand, focus=args.focus, rankdir=args.rankdir, color=args.color
-    )
+    options = dict(depth=args.depth, expand=args.expand, focus=args.focus, rankdir=args.rankdir, color=args.color)
     out = args.output
-    if out is None or out == "-":
-        write_output(source, None)
-        return 0
-    engine = _layout.find_engine()
-    fmt = _layout.output_format(out, engine)
-    if fmt == "dot":
-        write_output(source, out)
-        print(f"wrote {out} (Graphviz source)", file=sys.stderr)
-        return 0
-    if engine is None:
-        dot_path = os.path.splitext(out)[0] + ".dot"
-        write_output(source, dot_path)
-        raise InspectError(_layout.NO_ENGINE.format(python=sys.executable, out=out, dot=dot_path, fmt=fmt))
-    image = _layout.layout(engine, source, fmt, out, timeout=args.timeout)
-    write_output(image, out)
-    print(f"wrote {out} ({len(image):,} bytes, laid out by {engine.name})", file=sys.stderr)
+    if out in (None, "-") or os.path.splitext(out)[1].lower() in (".dot", ".gv"):
+        emit("graph", report, "dot", out, **options)
+    else:
+        emit("graph", report, "image", out, out=out, timeout=args.timeout, **options)
     return 0
 
 

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from blox_inspect.common.errors import InspectError
     from blox_inspect.common.output import write_output
     from blox_inspect.load.model_file import load_model
+    from blox_inspect.renderers import emit
 
     if args.stage not in STAGES:
         raise InspectError(MSG_STAGE.format(got=args.stage, known=", ".join(STAGES)))
@@ -60,11 +61,8 @@ def run(args: argparse.Namespace) -> int:
     scope = check_module(loaded, args.module) if args.module else None
     program = build_program(loaded, train=args.train)
     if args.export:
-        write_output(export_program(program, args.export), args.export)
+        write_output(export_program(program, args.export), args.export)  # says "wrote FILE (N bytes)"
         if args.output is None and scope is None:
-            import sys
-
-            print(f"wrote {args.export}", file=sys.stderr)
             return 0
-    write_output(program_text(program, args.stage, scope), args.output)
+    emit("program", program_text(program, args.stage, scope), "text", args.output)
     return 0

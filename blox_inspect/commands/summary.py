@@ -10,10 +10,10 @@ from typing import Any
 
 from blox_inspect.commands._args import depth
 from blox_inspect.common.errors import BudgetExceeded, InspectError
-from blox_inspect.common.output import result_stream
+from blox_inspect.renderers import formats
 
 HELP = "per-module shapes, parameters and FLOPs (the default command)"
-FORMATS = ("table", "json", "markdown", "csv")
+FORMATS = formats("summary")
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12, "P": 10**15}
 
 MSG_BUDGET = (
@@ -106,8 +106,7 @@ def check_budgets(report, max_params: int | None, max_flops: int | None) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from blox_inspect.common.output import write_output
-    from blox_inspect.renderers import guess_format, render
+    from blox_inspect.renderers import emit
 
     if args.load:
         if args.model:
@@ -139,14 +138,6 @@ def run(args: argparse.Namespace) -> int:
                     progress=say,
                     stats=args.stats,
                 )
-    fmt = args.format or guess_format(args.output)
-    if fmt == "table" and args.output in (None, "-") and result_stream().isatty():
-        from rich.console import Console
-
-        from blox_inspect.renderers.table import render_rich
-
-        Console(file=result_stream()).print(render_rich(report, args.depth, args.fold))  # colour, terminal width
-    else:
-        write_output(render(report, fmt, depth=args.depth, fold=args.fold), args.output)
+    emit("summary", report, args.format, args.output, depth=args.depth, fold=args.fold)
     check_budgets(report, args.max_params, args.max_flops)
     return 0

@@ -219,7 +219,7 @@ def _sharding(s: ShardingReport) -> list[Section]:
 # --- rich / text --------------------------------------------------------------------------------------------
 
 
-def render_rich(report: CostReport, depth: int | None = None):
+def render_rich(report: CostReport, depth: int | None = None, **_):
     """A rich renderable (a Group of titled tables)."""
     from rich.console import Group
     from rich.table import Table

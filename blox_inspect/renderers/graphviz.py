@@ -65,6 +65,28 @@ def to_dot(
     return build_graph(report, depth=depth, expand=expand, focus=focus, rankdir=rankdir, color=color).source
 
 
+def to_image(report: Report, *, out: str, timeout: float = 60.0, **options) -> bytes:
+    """The diagram laid out as an image in the format ``out``'s extension names (SVG, PNG, ...).
+
+    Needs a layout engine (``dot`` or ``graphviz-pure``); without one, the DOT source is written next to
+    ``out`` and the error says how to lay it out by hand.
+    """
+    import os
+    import sys
+
+    from blox_inspect.common.output import write_output
+    from blox_inspect.renderers import _layout
+
+    source = to_dot(report, **options)
+    engine = _layout.find_engine()
+    fmt = _layout.output_format(out, engine)
+    if engine is None:
+        dot_path = os.path.splitext(out)[0] + ".dot"
+        write_output(source, dot_path)
+        raise InspectError(_layout.NO_ENGINE.format(python=sys.executable, out=out, dot=dot_path, fmt=fmt))
+    return _layout.layout(engine, source, fmt, out, timeout=timeout)
+
+
 def build_graph(
     report: Report,
     *,

@@ -18,7 +18,7 @@ from blox_inspect.common.units import human
 from blox_inspect.report.model import Report
 
 
-def render_rich(report: Report, depth: int | None = None, fold: bool = True):
+def render_rich(report: Report, depth: int | None = None, fold: bool = True, **_):
     """A rich renderable (a Group of the module table, the totals and any notes)."""
     from rich.console import Group
     from rich.table import Table
