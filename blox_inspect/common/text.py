@@ -56,6 +56,21 @@ def markup_safe(text: object) -> str:
 
 _TAG = re.compile(r"(\\*)(\[[a-zA-Z#/@].*?\])")
 
+# Characters that start markdown structure inside a table cell: pipes end the cell, '<' opens HTML
+# (dtypes such as key<fry> would vanish), '*' and '`' restyle, and a ']' followed by '(' or '[' closes
+# a link (escaping it breaks the link, while shapes such as f32[4,16] stay as they are).
+_MD_SPECIAL = re.compile(r"([\\`*|<]|\](?=[(\[]))")
+
+
+def md_cell(text: object) -> str:
+    r"""``text`` for one cell (or list item) of a GitHub-flavoured markdown document.
+
+    Example:
+        >>> md_cell('key<fry>'), md_cell('[x](http://e.x) | *y*'), md_cell('a\nb')
+        ('key\\<fry>', '[x\\](http://e.x) \\| \\*y\\*', 'a\\\\nb')
+    """
+    return _MD_SPECIAL.sub(r"\\\1", visible(text))
+
 
 def ellipsize(text: str, width: int) -> str:
     """``text`` cut to ``width`` characters with a middle ellipsis, keeping both ends readable.

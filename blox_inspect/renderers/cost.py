@@ -9,6 +9,7 @@ import io
 from collections import Counter
 from dataclasses import dataclass, field
 
+from blox_inspect.common.text import md_cell, visible
 from blox_inspect.common.units import human, human_bytes, human_seconds
 from blox_inspect.report.cost import CostReport, ShardingReport
 
@@ -225,7 +226,7 @@ def render_rich(report: CostReport, depth: int | None = None, **_):
     from rich.table import Table
     from rich.text import Text
 
-    parts = [Text(title(report), style="bold")]
+    parts = [Text(visible(title(report)), style="bold")]
     for sec in sections(report, depth):
         colour = {"good": "bold green", "bad": "bold red"}.get(sec.style, "bold cyan")
         parts.append(Text(sec.title, style=colour))
@@ -239,13 +240,13 @@ def render_rich(report: CostReport, depth: int | None = None, **_):
                     max_width=70 if i == len(sec.columns) - 1 else None,
                 )
             for row in sec.rows:
-                table.add_row(*row)
+                table.add_row(*(Text(visible(c)) for c in row))  # model-derived text is never markup
             parts.append(table)
         for line in sec.lines:
             style = (
                 "bold red" if line.startswith("Verdict: DOES") else "bold green" if line.startswith("Verdict") else ""
             )
-            parts.append(Text(line, style=style))
+            parts.append(Text(visible(line), style=style))
         parts.append(Text(""))
     return Group(*parts)
 
@@ -265,11 +266,11 @@ def render_text(report: CostReport, width: int = 140, color: bool = False, depth
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_cell(text)
 
 
 def render_markdown(report: CostReport, depth: int | None = None) -> str:
-    out = [f"# {title(report)}", ""]
+    out = [f"# {md_cell(title(report))}", ""]
     for sec in sections(report, depth):
         out.append(f"## {sec.title}")
         out.append("")
@@ -280,7 +281,7 @@ def render_markdown(report: CostReport, depth: int | None = None) -> str:
                 out.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
             out.append("")
         for line in sec.lines:
-            out.append(f"- {line}" if sec.columns or len(sec.lines) > 1 else line)
+            out.append(f"- {md_cell(line)}" if sec.columns or len(sec.lines) > 1 else md_cell(line))
         if sec.lines:
             out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -6,6 +6,7 @@ import csv
 import io
 
 from blox_inspect.analysis.rows import rows
+from blox_inspect.common.text import visible
 from blox_inspect.report.model import Report
 
 COLUMNS = [
@@ -36,14 +37,14 @@ def render(report: Report, depth: int | None = None, fold: bool = False, **_) ->
         m = row.module
         w.writerow(
             [
-                m.path,
-                m.type,
+                visible(m.path),  # exact unless it holds control characters, which a terminal would act on
+                visible(m.type),
                 m.depth,
                 row.repeat,
                 m.calls,
                 m.shared,
-                " ".join(map(str, m.inputs)),
-                " ".join(map(str, m.outputs)),
+                visible(" ".join(map(str, m.inputs))),
+                visible(" ".join(map(str, m.outputs))),
                 m.params,
                 m.params_own,
                 m.trainable_params,

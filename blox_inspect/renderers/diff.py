@@ -9,12 +9,12 @@ import io
 import json
 
 from blox_inspect.analysis.diff import STATUSES, CheckpointDiff, ParamDiff
+from blox_inspect.common.text import md_cell, visible
 
 COLUMNS = ("status", "path", "a", "b", "max |Δ|", "rel. norm Δ", "NaN/inf changed")
 
 
-def _safe(text: str) -> str:
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+_safe = visible
 
 
 def _spec(shape: list[int] | None, dtype: str | None) -> str:
@@ -50,17 +50,19 @@ def render(diff: CheckpointDiff, fmt: str = "table", show_unchanged: bool = Fals
         return json.dumps(data, indent=2, default=str)
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = csv.writer(buf, lineterminator="\n")
         w.writerow(["status", "path", "shape_a", "dtype_a", "shape_b", "dtype_b", "max_abs", "rel_norm", "nan_changed"])
         for p in rows:
             w.writerow(
-                [p.status, p.path, p.shape_a, p.dtype_a, p.shape_b, p.dtype_b, p.max_abs, p.rel_norm, p.nan_changed]
+                # Exact text, except control characters: shown escaped, as everywhere a terminal may print it.
+                [p.status, _safe(p.path), p.shape_a, _safe(str(p.dtype_a)), p.shape_b, _safe(str(p.dtype_b))]
+                + [p.max_abs, p.rel_norm, p.nan_changed]
             )
         return buf.getvalue()
     head = f"{_safe(diff.a)} -> {_safe(diff.b)}: {_counts(diff)}"
     if fmt == "markdown":
         lines = [head, "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _row(p)) + " |" for p in rows]
+        lines += ["| " + " | ".join(md_cell(c) for c in _row(p)) + " |" for p in rows]
         return "\n".join(lines)
     table = [list(COLUMNS)] + [_row(p) for p in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]

@@ -6,6 +6,7 @@ import io
 import json
 from collections.abc import Sequence
 
+from blox_inspect.common.text import visible
 from blox_inspect.report.finding import SEVERITIES, Finding
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -30,7 +31,9 @@ def render_rich(findings: Sequence[Finding], model: str):
     parts = []
     counts = {s: sum(f.severity == s for f in findings) for s in SEVERITIES}
     summary = ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in counts.items())
-    parts.append(Text.assemble(("blox-inspect check ", "bold"), (model, "bold"), f": {summary or 'no findings'}"))
+    parts.append(
+        Text.assemble(("blox-inspect check ", "bold"), (visible(model), "bold"), f": {summary or 'no findings'}")
+    )
     if not findings:
         parts.append(Text("No problems found.", style="green"))
     for severity in SEVERITIES:
@@ -40,8 +43,12 @@ def render_rich(findings: Sequence[Finding], model: str):
         parts.append(Text(""))
         parts.append(Text(f"{TITLE[severity]} ({len(group)})", style=STYLE[severity] + " underline"))
         for f in group:
-            parts.append(Text.assemble((f"{f.code} ", STYLE[severity]), (f.path or "<model>", "bold"), ": ", f.message))
-            parts.append(Text.assemble(("    fix: ", "dim"), f.fix))
+            parts.append(
+                Text.assemble(
+                    (f"{f.code} ", STYLE[severity]), (visible(f.path or "<model>"), "bold"), ": ", visible(f.message)
+                )
+            )
+            parts.append(Text.assemble(("    fix: ", "dim"), visible(f.fix)))
     return Group(*parts)
 
 

@@ -27,8 +27,15 @@ import graphviz
 
 from blox_inspect.analysis.diagram import IO_ENDPOINT, Item, Plan, plan
 from blox_inspect.common.errors import InspectError
+from blox_inspect.common.text import visible
 from blox_inspect.common.units import human
 from blox_inspect.report.model import ModuleInfo, Report, TensorSpec
+
+
+def _h(text: object) -> str:
+    """Model- or file-derived text for an HTML-like DOT label: control characters shown, markup escaped."""
+    return html.escape(visible(text))
+
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
 COLORINGS = ("type", "params", "flops")
@@ -125,7 +132,7 @@ class _Builder:
             "blox",
             graph_attr={
                 "rankdir": rankdir, "compound": "true", "fontname": FONT, "fontsize": "11", "nodesep": "0.25",
-                "ranksep": "0.35", "bgcolor": "white", "tooltip": report.model,
+                "ranksep": "0.35", "bgcolor": "white", "tooltip": visible(report.model),
             },
             node_attr={"fontname": FONT, "fontsize": "11", "shape": "box", "style": "rounded,filled", "margin": "0.08,0.04"},
             edge_attr={"fontname": FONT, "fontsize": "9", "color": "#555555", "fontcolor": "#333333", "arrowsize": "0.7"},
@@ -174,11 +181,11 @@ class _Builder:
             return
         with g.subgraph(name="cluster_" + self.id(item.path)) as sub:
             m = item.module
-            title = html.escape(item.path if not item.fold else self._rel(item))
+            title = _h(item.path if not item.fold else self._rel(item))
             mark = f" &#215;{item.times}" if item.fold else ""
             stats = self._stats(item)
             sub.attr(
-                label=f'<<b>{title}</b>{mark}  <font color="#555555">{html.escape(m.type)}</font>'
+                label=f'<<b>{title}</b>{mark}  <font color="#555555">{_h(m.type)}</font>'
                 f'<br/><font point-size="9">{stats}</font>>',
                 style="rounded,filled,bold" if item.fold else "rounded,filled",
                 fillcolor=CLUSTER_FILLS[level % 2],
@@ -197,16 +204,16 @@ class _Builder:
 
     def _box(self, g: graphviz.Digraph, item: Item) -> None:
         m = item.module
-        name = html.escape(self._rel(item))
+        name = _h(self._rel(item))
         rows = [
-            f'<b>{name}</b>{f" &#215;{item.times}" if item.fold else ""}  <font color="#444444">{html.escape(m.type)}</font>'
+            f'<b>{name}</b>{f" &#215;{item.times}" if item.fold else ""}  <font color="#444444">{_h(m.type)}</font>'
         ]
         config = _config_text(m, self.paths)
         if config:
-            rows.append(f'<font point-size="9">{html.escape(config)}</font>')
+            rows.append(f'<font point-size="9">{_h(config)}</font>')
         rows.append(f'<font point-size="9">{self._stats(item)}</font>')
         if _shared(m):
-            rows.append(f'<font point-size="9" color="{SHARED_COLOR}"><b>shared</b>: {html.escape(_calls(m))}</font>')
+            rows.append(f'<font point-size="9" color="{SHARED_COLOR}"><b>shared</b>: {_h(_calls(m))}</font>')
         if item.hidden:
             rows.append(
                 f'<font point-size="9" color="#555555">+{item.hidden} submodule{"s" * (item.hidden > 1)}</font>'
@@ -229,8 +236,8 @@ class _Builder:
         if item.kind == "external":
             m = item.module
             inner = item.path[len("<outside:") : -1]
-            label = f"outside: {inner}" + (f"\n{m.type}" if m else "")
-            g.node(self.id(item.path), label=label, style="rounded,dashed", fillcolor="white", tooltip=inner)
+            label = visible(f"outside: {inner}") + (f"\n{visible(m.type)}" if m else "")
+            g.node(self.id(item.path), label=label, style="rounded,dashed", fillcolor="white", tooltip=visible(inner))
             return
         index = item.path.split(":")[1][:-1]
         spec = f"\n{_spec(item.tensor)}" if item.tensor else ""
@@ -292,7 +299,7 @@ class _Builder:
         lines.append(f"params {item.params:,}  FLOPs {item.flops:,}")
         if _shared(m):
             lines.append(f"shared: {_calls(m)}")
-        return "\n".join(lines)
+        return "\n".join(visible(line) for line in lines)
 
     # --- colour -----------------------------------------------------------
     def _fills(self) -> dict[str, str]:
@@ -310,7 +317,7 @@ class _Builder:
         rows = []
         if self.color == "type":
             for t, c in self.type_colors.items():
-                rows.append((c, html.escape(t)))
+                rows.append((c, _h(t)))
         else:
             what = "params" if self.color == "params" else "FLOPs"
             rows.append((SCALE_COLORS[0], f"no {what}"))
@@ -374,7 +381,7 @@ def _calls(m: ModuleInfo) -> str:
 
 
 def _spec(t: TensorSpec) -> str:
-    return f"{DTYPES.get(t.dtype, t.dtype)}[{','.join(map(str, t.shape))}]"
+    return visible(f"{DTYPES.get(t.dtype, t.dtype)}[{','.join(map(str, t.shape))}]")
 
 
 def _config_text(m: ModuleInfo, paths: set[str]) -> str:

@@ -12,13 +12,13 @@ from blox_inspect.analysis.rows import (
     totals_items,
     type_label,
 )
+from blox_inspect.common.text import md_cell
 from blox_inspect.common.units import human
 from blox_inspect.report.model import Report
 
 
 def _cell(text: str) -> str:
-    # dtypes such as key<fry> would read as HTML tags
-    return text.replace("|", "\\|").replace("<", "&lt;")
+    return md_cell(text)
 
 
 def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:
@@ -26,14 +26,19 @@ def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> 
     head = ["Module", "Type", "Input -> Output", "Params", "%", "Non-train.", "Bytes", "FLOPs"]
     if train:
         head.append("Train FLOPs")
-    lines = [f"# {report.model}", "", "| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
+    lines = [
+        f"# {_cell(report.model)}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * 3 + "---:|" * (len(head) - 3),
+    ]
     total = report.totals.params
     shown = rows(report, depth, fold)
     for row in shown:
         m = row.module
         params, trainable = row.total("params"), row.total("trainable_params")
         cells = [
-            "&nbsp;&nbsp;" * row.level + ("**" + row.label + "**" if row.repeat > 1 else row.label),
+            row.label,
             type_label(m),
             shapes(m),
             human(params),
@@ -44,7 +49,8 @@ def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> 
         ]
         if train:
             cells.append(human(row.total("flops_train"), si=True))
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        name = "&nbsp;&nbsp;" * row.level + (f"**{_cell(row.label)}**" if row.repeat > 1 else _cell(row.label))
+        lines.append("| " + " | ".join([name] + [_cell(c) for c in cells[1:]]) + " |")
     lines += ["", "## Totals", ""]
     lines += [f"- **{_cell(label.strip())}**: {_cell(value)}" for label, value in totals_items(report)]
     stat_rows = stats_rows(report)

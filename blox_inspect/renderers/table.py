@@ -14,8 +14,12 @@ from blox_inspect.analysis.rows import (
     totals_items,
     type_label,
 )
+from blox_inspect.common.text import ellipsize, visible
 from blox_inspect.common.units import human
 from blox_inspect.report.model import Report
+
+# The widest a module name may make its column; longer names are cut in the middle (both ends stay readable).
+NAME_WIDTH = 60
 
 
 def render_rich(report: Report, depth: int | None = None, fold: bool = True, **_):
@@ -25,8 +29,8 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True, **_
     from rich.text import Text
 
     train = report.totals.flops_train is not None
-    table = Table(title=f"{report.model}", title_justify="left", show_lines=False, pad_edge=False)
-    table.add_column("Module", no_wrap=True)
+    table = Table(title=Text(visible(report.model)), title_justify="left", show_lines=False, pad_edge=False)
+    table.add_column("Module", no_wrap=True, max_width=NAME_WIDTH)
     table.add_column("Type")
     table.add_column("Input -> Output")
     table.add_column("Params", justify="right")
@@ -42,7 +46,9 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True, **_
         m = row.module
         params, trainable = row.total("params"), row.total("trainable_params")
         bytes_, flops, flops_train = row.total("param_bytes"), row.total("flops"), row.total("flops_train")
-        label = Text("  " * row.level + row.label, style="bold" if row.repeat > 1 else "")
+        # One very long name must not squeeze every other column to nothing: cut it in the middle.
+        name = ellipsize(visible(row.label), max(8, NAME_WIDTH - 2 * row.level))
+        label = Text("  " * row.level + name, style="bold" if row.repeat > 1 else "")
         cells = [
             label,
             type_label(m),
@@ -55,12 +61,12 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True, **_
         ]
         if train:
             cells.append(human(flops_train, si=True) if flops_train else "")
-        table.add_row(*cells)
+        table.add_row(*(c if isinstance(c, Text) else Text(visible(c)) for c in cells))  # never parsed as markup
     totals = Table.grid(padding=(0, 2))
     totals.add_column(style="bold")
     totals.add_column()
     for label, value in totals_items(report):
-        totals.add_row(label, value)
+        totals.add_row(Text(visible(label)), Text(visible(value)))
     parts = [table, totals]
     stat_rows = stats_rows(report)
     if stat_rows:
@@ -68,11 +74,11 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True, **_
         for i, name in enumerate(STATS_HEAD):
             stats.add_column(name, justify="left" if i < 2 else "right")
         for r in stat_rows:
-            stats.add_row(*r)
+            stats.add_row(*(Text(visible(c)) for c in r))
         parts.append(stats)
     notes = report.notes + ([FOLD_NOTE] if any(r.repeat > 1 for r in shown) else [])
     if notes:
-        parts.append(Text("\n".join(f"note: {n}" for n in notes), style="yellow"))
+        parts.append(Text("\n".join(f"note: {visible(n)}" for n in notes), style="yellow"))
     return Group(*parts)
 
 

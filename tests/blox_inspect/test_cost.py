@@ -100,9 +100,7 @@ def test_cli_json_output_and_bad_device(tmp_path, capsys):
     assert "known devices: h100" in capsys.readouterr().err
     md = tmp_path / "cost.md"  # re-render the saved report; the format follows the extension
     assert cli.main(["cost", "--load", str(out), "-o", str(md)]) == 0
-    assert (
-        md.read_text().startswith("# Cost of") and "| FLOPs | 65.5K | 65.5K | 65.5K | all agree |" in md.read_text()
-    )
+    assert md.read_text().startswith("# Cost of") and "| FLOPs | 65.5K | 65.5K | 65.5K | all agree |" in md.read_text()
     (tmp_path / "bad.json").write_text("{}")
     assert cli.main(["cost", "--load", str(tmp_path / "bad.json")]) == 2
     assert "cost report has schema_version None" in capsys.readouterr().err
