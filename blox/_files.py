@@ -84,6 +84,7 @@ def atomic_write(file: str | os.PathLike, chunks: bytes | bytearray | memoryview
         raise OutputError(
             MSG_FAILED.format(path=path, why=f"cannot create a file in {folder}: {_why(e)}", kept=kept)
         ) from e
+    _PENDING.add(tmp)
     try:
         with open(fd, "wb") as f:
             for chunk in chunks:
@@ -99,7 +100,24 @@ def atomic_write(file: str | os.PathLike, chunks: bytes | bytearray | memoryview
         if isinstance(e, OSError):
             raise OutputError(MSG_FAILED.format(path=path, why=_why(e), kept=kept)) from e
         raise
+    finally:
+        _PENDING.discard(tmp)
     _sync_folder(folder)
+
+
+# Temporary files of atomic writes in flight, so a process that must end at once (blox-inspect on
+# Ctrl-C) removes them first instead of leaving `.name.tmp...` files beside the user's.
+_PENDING: set[str] = set()
+
+
+def discard_pending() -> None:
+    """Removes the temporary files of every atomic write in flight (their targets stay as they were)."""
+    for tmp in list(_PENDING):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        _PENDING.discard(tmp)
 
 
 def _why(e: OSError) -> str:

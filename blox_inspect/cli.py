@@ -9,9 +9,14 @@ Each subcommand lives in ``blox_inspect/commands/<name>.py`` and exposes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 
 from blox_inspect.common.errors import InspectError
 
@@ -75,7 +80,49 @@ def _normalise(argv: list[str]) -> list[str]:
     return argv
 
 
+MSG_INTERRUPTED = "blox-inspect: interrupted"
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C always ends the run at once with "interrupted" and exit 130.
+
+    Python's own handler raises KeyboardInterrupt wherever the main thread happens to be. Inside a
+    ``gc`` callback (JAX registers one) it is swallowed and the run goes on; inside an import (numpy,
+    jaxlib) it becomes an ImportError, or leaves an extension half-initialised (a crash at exit). An
+    inspection run has nothing to save, so the handler ends the process directly; the one thing that
+    must not be left behind, a half-written ``-o`` file, is cleaned up first (``blox._files``).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        try:
+            files = sys.modules.get("blox._files")
+            if files is not None:
+                files.discard_pending()  # temporary files of atomic writes in flight; the targets are untouched
+        finally:
+            print(MSG_INTERRUPTED, file=sys.stderr, flush=True)
+            os._exit(130)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        with _interruptible():
+            return _main(argv)
+    except KeyboardInterrupt:  # raised by a model's own code (its handler is ours while the run lasts)
+        print(MSG_INTERRUPTED, file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     argv = _normalise(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -84,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = args.debug or getattr(args, "debug_sub", False)
     try:
-        if args.command == "tui":  # the terminal app owns the screen
+        if args.command == "tui":  # the terminal app owns the screen, and restores it on Ctrl-C itself
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             return int(args.run(args) or 0)
         from blox_inspect.common.output import model_prints_to_stderr
 
@@ -96,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"blox-inspect: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("blox-inspect: interrupted", file=sys.stderr)
+        print(MSG_INTERRUPTED, file=sys.stderr)
         return 130
     except Exception as e:  # never a bare traceback unless --debug
         if debug:

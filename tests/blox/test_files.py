@@ -157,3 +157,23 @@ def test_a_socket_is_refused(tmp_path):
             bx.OutputError, match=r"s: is a socket; write to a regular file, a FIFO or a character device"
         ):
             atomic_write(path, b"x")
+
+
+def test_a_process_ending_mid_write_can_remove_its_temporary_file(tmp_path):
+    """blox-inspect's Ctrl-C handler ends the process at once; discard_pending runs first."""
+    from blox._files import discard_pending
+
+    f = tmp_path / "m.bin"
+    f.write_bytes(b"old")
+    seen = []
+
+    def chunks():
+        yield b"half"
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))  # the temporary file exists now
+        discard_pending()  # what the handler does just before os._exit
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(f, chunks())
+    assert len(seen[0]) == 2 and seen[1] == ["m.bin"] and f.read_bytes() == b"old"
