@@ -98,6 +98,14 @@ def summarize_loaded(
     if traces is None:
         if params is None and params_file:
             params = _checkpoint_params(params_file)
+            # One message listing every missing, unexpected or mismatched tensor, before the forward
+            # pass is traced with params it cannot use (which would fail somewhere deep inside).
+            say("matching the checkpoint to the model")
+            expected = Traces(loaded, seed=seed).params
+            try:
+                bx.check_matches(params, expected, where=params_file)
+            except bx.CheckpointError as e:
+                raise InspectError(str(e)) from e
         traces = Traces(loaded, params=params, seed=seed)
     say("building abstract params")
     params = traces.params

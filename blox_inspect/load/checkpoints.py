@@ -48,10 +48,8 @@ class CheckpointReader:
         self.file = os.fspath(file)
         try:
             self.header: CheckpointHeader = read_header(self.file)
-        except CheckpointError as e:
-            raise InspectError(
-                f"{e} Pass a .safetensors file written by bx.save (or another safetensors writer)."
-            ) from e
+        except CheckpointError as e:  # its message names the file, what is wrong and what to pass
+            raise InspectError(str(e)) from e
         self.tensors: dict[str, TensorInfo] = {}
         for t in self.header.tensors:
             key = path_str(t.path)

@@ -1,6 +1,7 @@
 """`blox-inspect summary CKPT` and `blox-inspect diff A B` on files written by the official safetensors library."""
 
 import json
+import pathlib
 
 import ml_dtypes
 import numpy as np
@@ -98,3 +99,57 @@ def test_sharded_folder_checkpoints_summarise_from_metadata_and_diff(tmp_path, c
     assert main(["diff", str(tmp_path / "step_1"), str(tmp_path / "step_2"), "--format", "json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert [(p["path"], p["status"], p["max_abs"]) for p in data["params"]] == [("net/b", "changed", 1.0)]
+
+
+def test_a_fifo_is_refused_by_every_command_without_waiting(tmp_path, capsys):
+    """A named pipe given as a checkpoint used to hang until Ctrl-C: it is refused at once, exit 2."""
+    import os
+    import threading
+
+    from blox_inspect import cli
+
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    mlp = str(pathlib.Path(__file__).parent / "models" / "mlp.py")
+    for argv in (["summary", str(fifo)], [mlp, "--params", str(fifo), "--no-xla"], ["diff", str(fifo), str(fifo)]):
+        codes = []
+        # No writer ever opens the FIFO: a command that waited for one would never finish.
+        thread = threading.Thread(target=lambda argv=argv, codes=codes: codes.append(cli.main(argv)), daemon=True)
+        thread.start()
+        thread.join(60)
+        assert codes == [2], argv
+        assert "pipe.safetensors: is a FIFO (named pipe), not a checkpoint file" in capsys.readouterr().err
+
+
+def test_params_from_a_foreign_checkpoint_get_the_match_report_before_tracing(tmp_path, capsys):
+    """Regression: a checkpoint of another model failed deep in tracing with an RngError."""
+    import blox as bx
+
+    foreign = tmp_path / "hf.safetensors"
+    save_file(
+        {"transformer.wte.weight": np.zeros((10, 4), np.float32), "net.mlp.l1.kernel": np.zeros((16, 32), np.int8)},
+        str(foreign),
+    )
+    mlp = str(pathlib.Path(__file__).parent / "models" / "mlp.py")
+    traced = []
+
+    def seen(call, proceed):
+        traced.append(call.method)
+        return proceed(call.params, *call.args, **call.kwargs)
+
+    with bx.observe_calls(seen):
+        assert main([mlp, "--params", str(foreign), "--no-xla"]) == 2
+        calls_after_init = len(traced)
+    err = capsys.readouterr().err
+    assert "hf.safetensors: does not match the model" in err
+    assert "missing: net/mlp/l2/kernel: the model needs float32[32, 10]" in err
+    assert "unexpected: transformer/wte/weight" in err
+    assert "net/mlp/l1/kernel" in err and "int8" in err  # the dtype mismatch, with both sides
+    assert "RngError" not in err and "failed while tracing" not in err
+    # Only the model's own (abstract) init ran: the forward pass was never traced with the foreign params.
+    fresh = []
+    with bx.observe_calls(lambda c, p: fresh.append(c.method) or p(c.params, *c.args, **c.kwargs)):
+        from blox_inspect.load.model_file import load_model
+
+        load_model(mlp).abstract_params()
+    assert calls_after_init == len(fresh)
