@@ -81,6 +81,7 @@ def summarize_loaded(
     progress: Progress | None = None,
     stats: bool = False,
     traces: Traces | None = None,
+    on_read: Callable[[int, int], None] | None = None,
 ) -> Report:
     """Builds the full Report of a loaded model (the CLI's and other tools' entry point).
 
@@ -127,7 +128,7 @@ def summarize_loaded(
         if not params_file:
             raise InspectError(MSG_STATS_NEED_VALUES)
         say("reading the checkpoint for statistics")
-        add_param_stats(report, params_file)
+        add_param_stats(report, params_file, on_read)
     return report
 
 
@@ -137,17 +138,26 @@ MSG_STATS_NEED_VALUES = (
 )
 
 
-def add_param_stats(report: Report, file: str) -> None:
-    """Fills ``ParamInfo.stats`` from a checkpoint, reading one tensor at a time (keys are skipped)."""
+def add_param_stats(report: Report, file: str, on_read: Callable[[int, int], None] | None = None) -> None:
+    """Fills ``ParamInfo.stats`` from a checkpoint, reading one tensor at a time (keys are skipped).
+
+    ``on_read(done_bytes, total_bytes)`` is called before the first tensor and after each one (a progress bar).
+    """
     import dataclasses
 
     from blox_inspect.analysis.stats import array_stats
     from blox_inspect.load.checkpoints import CheckpointReader
 
     reader = CheckpointReader(file)
-    for p in report.params:
-        if p.path in reader and not p.dtype.startswith("key<"):
-            p.stats = dataclasses.asdict(array_stats(reader.read(p.path)))
+    todo = [p for p in report.params if p.path in reader and not p.dtype.startswith("key<")]
+    total, done = sum(p.bytes for p in todo), 0
+    if on_read:
+        on_read(0, total)
+    for p in todo:
+        p.stats = dataclasses.asdict(array_stats(reader.read(p.path)))
+        done += p.bytes
+        if on_read:
+            on_read(done, total)
 
 
 def _checkpoint_params(file: str) -> bx.Params:

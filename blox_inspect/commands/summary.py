@@ -76,6 +76,17 @@ def progress():
         yield lambda text: status.update(f"blox-inspect: {text}")
 
 
+def bytes_read(say):
+    """``on_read(done, total)`` that shows the bytes read so far in the spinner line (``--stats``)."""
+    from blox_inspect.common.units import human_bytes
+
+    def on_read(done: int, total: int) -> None:
+        share = f" ({100 * done / total:.0f}%)" if total else ""
+        say(f"reading values for statistics: {human_bytes(done)} of {human_bytes(total)}{share}")
+
+    return on_read
+
+
 def load_report(path: str):
     from blox_inspect.load.saved_report import read_saved_report
     from blox_inspect.report.model import Report
@@ -124,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         if is_checkpoint_path(args.model):  # a checkpoint alone: its tensors as a tree, no model file
             report = report_from_checkpoint(CheckpointReader(args.model))
             if args.stats:
-                add_param_stats(report, args.model)
+                with progress() as say:
+                    add_param_stats(report, args.model, bytes_read(say))
         else:
             with progress() as say:
                 say("loading the model file")
@@ -137,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
                     seed=args.seed,
                     progress=say,
                     stats=args.stats,
+                    on_read=bytes_read(say),
                 )
     emit("summary", report, args.format, args.output, depth=args.depth, fold=args.fold)
     check_budgets(report, args.max_params, args.max_flops)

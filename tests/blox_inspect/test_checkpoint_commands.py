@@ -153,3 +153,50 @@ def test_params_from_a_foreign_checkpoint_get_the_match_report_before_tracing(tm
 
         load_model(mlp).abstract_params()
     assert calls_after_init == len(fresh)
+
+
+def test_stats_report_bytes_read_as_they_go(tmp_path):
+    """--stats on a big checkpoint shows how far it is (on a terminal); the callback sees every byte once."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from blox_inspect.analysis.summary import add_param_stats
+    from blox_inspect.load.checkpoints import CheckpointReader, report_from_checkpoint
+
+    f = tmp_path / "c.safetensors"
+    save_file({f"w{i}": np.full((64, 64), i, np.float32) for i in range(5)}, str(f))
+    report = report_from_checkpoint(CheckpointReader(str(f)))
+    calls = []
+    add_param_stats(report, str(f), lambda done, total: calls.append((done, total)))
+    assert calls[0] == (0, 5 * 64 * 64 * 4) and calls[-1] == (5 * 64 * 64 * 4,) * 2
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) == 6
+    # On a terminal the spinner line carries the count.
+    parent, child = os.openpty()
+    shown = []
+
+    def drain():  # read the terminal while the command runs, so its writes never block
+        while True:
+            try:
+                chunk = os.read(parent, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            shown.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    proc = subprocess.run(
+        [sys.executable, "-m", "blox_inspect", "summary", str(f), "--stats", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=child,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(child)
+    reader.join(10)
+    os.close(parent)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["params"][0]["stats"]
+    assert b"reading values for statistics" in b"".join(shown)
