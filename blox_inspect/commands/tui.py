@@ -40,9 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _is_model(spec: str) -> bool:
-    from blox_inspect.load.model_file import split_spec
+    """A model file; a Hugging Face folder opens as the checkpoint it holds (real values to browse)."""
+    from blox_inspect.load.inputs import MODEL_FILE, classify
 
-    return split_spec(spec)[0].endswith(".py")
+    return classify(spec) == MODEL_FILE
 
 
 def model_report(spec: str):

@@ -17,19 +17,13 @@ from blox._checkpoint import CheckpointHeader, TensorInfo, read_header, read_ten
 from blox._errors import CheckpointError
 from blox._paths import path_str
 from blox_inspect.common.errors import InspectError
+from blox_inspect.load.inputs import CHECKPOINT, classify
 from blox_inspect.report.model import ModuleInfo, ParamInfo, Report, Totals
-
-CHECKPOINT_SUFFIXES = (".safetensors", ".safetensors.index.json")
 
 
 def is_checkpoint_path(path: str) -> bool:
-    """Whether a command's argument names a checkpoint rather than a model file: a safetensors file, a
-    Hugging Face index, or a folder of either (or an Orbax folder) without a config.json."""
-    if path.endswith(CHECKPOINT_SUFFIXES):
-        return True
-    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "config.json")):
-        return True
-    return False
+    """Whether a command's argument names a checkpoint (see :func:`blox_inspect.load.inputs.classify`)."""
+    return classify(path) == CHECKPOINT
 
 
 class CheckpointReader:

@@ -16,6 +16,7 @@ import jax
 import blox as bx
 from blox._rng import seed_all
 from blox_inspect.common.errors import InspectError
+from blox_inspect.load.inputs import HF_MODEL_FOLDER, classify
 
 DEFAULT_FACTORY = "build"
 
@@ -113,7 +114,7 @@ def load_model(spec: str) -> LoadedModel:
     ``(model, inputs, kwargs)``.
     """
     path, name = split_spec(spec)
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, "config.json")):
+    if classify(path) == HF_MODEL_FOLDER:
         return load_hf_folder(path)
     module = import_file(path)
     factory_name = name or DEFAULT_FACTORY
