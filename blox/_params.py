@@ -142,6 +142,18 @@ class Param:
         meta = f", metadata={self.metadata!r}" if self.metadata else ""
         return f"Param({desc}{extra}{meta})"
 
+    def __treescope_repr__(self, path: Any, subtree_renderer: Any) -> Any:
+        """Treescope (optional; used by notebooks): the value (treescope summarises arrays: shape, dtype,
+        mean, spread, range) beside the trainable flag and any metadata."""
+        from treescope import repr_lib
+
+        attributes = {"value": self.value, "trainable": self.trainable}
+        if self.metadata:
+            attributes["metadata"] = dict(self.metadata)
+        return repr_lib.render_object_constructor(
+            object_type=type(self), attributes=attributes, path=path, subtree_renderer=subtree_renderer
+        )
+
 
 _set_value = Param.__dict__["value"].__set__
 _set_trainable = Param.__dict__["trainable"].__set__
@@ -411,6 +423,26 @@ class Params(Mapping):
     def tree_unflatten(cls, aux, children):
         keys, locked = aux
         return cls._make(dict(zip(keys, children)), locked, sorted_keys=keys)
+
+    def __treescope_repr__(self, path: Any, subtree_renderer: Any) -> Any:
+        """Treescope (optional; used by notebooks): the params as a tree of their path names, each leaf a
+        :class:`Param` (shape, dtype, trainable flag, summary statistics of concrete values)."""
+        from treescope import repr_lib
+
+        tree: dict = {}
+        for key, param in self._canonical().items():
+            node = tree
+            for name in key[:-1]:
+                node = node.setdefault(name, {})
+                if not isinstance(node, dict):  # a param and a subtree under one name: keep both visible
+                    break
+            else:
+                node[key[-1] if key else ""] = param
+                continue
+            tree[path_str(key)] = param
+        return repr_lib.render_dictionary_wrapper(
+            object_type=type(self), wrapped_dict=tree, path=path, subtree_renderer=subtree_renderer
+        )
 
     def __repr__(self) -> str:
         lock = ", locked" if self._locked else ""

@@ -224,3 +224,47 @@ def stats_rows(report: Report) -> list[list[str]]:
             ]
         )
     return out
+
+
+@dataclass
+class TableRow:
+    """One shown row of the summary table, its cells as text (the same in every renderer)."""
+
+    level: int  # tree depth below the shown top, for indentation
+    label: str  # the module's name relative to its parent, or 'h/0…h/11 ×12' for a folded run
+    folded: bool  # a ×N row (renderers show it bold)
+    cells: list[str]  # type, shapes, params, %, non-trainable, bytes, FLOPs[, train FLOPs]
+
+
+def table_head(report: Report) -> list[str]:
+    head = ["Module", "Type", "Input -> Output", "Params", "%", "Non-train.", "Bytes", "FLOPs"]
+    return head + (["Train FLOPs"] if report.totals.flops_train is not None else [])
+
+
+def table_rows(
+    report: Report, depth: int | None = None, fold: bool = True, blank_zeros: bool = False
+) -> list[TableRow]:
+    """The summary table's rows with formatted cells; ``blank_zeros`` leaves zero counts empty (terminal)."""
+    train = report.totals.flops_train is not None
+    total = report.totals.params
+    out = []
+    for row in rows(report, depth, fold):
+        m = row.module
+        params, trainable = row.total("params"), row.total("trainable_params")
+
+        def num(n, fmt):
+            return "" if blank_zeros and not n else fmt(n)
+
+        cells = [
+            type_label(m),
+            shapes(m),
+            num(params, human),
+            num(params, lambda n: percent(n, total)),
+            num(params - trainable, human),
+            num(row.total("param_bytes"), lambda n: human(n, "B")),
+            num(row.total("flops"), lambda n: human(n, si=True)),
+        ]
+        if train:
+            cells.append(num(row.total("flops_train"), lambda n: human(n, si=True)))
+        out.append(TableRow(row.level, row.label, row.repeat > 1, cells))
+    return out

@@ -40,11 +40,13 @@ REGISTRY: dict[str, dict[str, Renderer]] = {
         "json": Renderer(_R + "json:render", (".json",)),
         "markdown": Renderer(_R + "markdown:render", _MD),
         "csv": Renderer(_R + "csv:render", (".csv",)),
+        "html": Renderer(_R + "html:render", (".html", ".htm")),
     },
     "cost": {
         "table": Renderer(_R + "cost:render_text", (".txt",), terminal=_R + "cost:render_rich"),
         "json": Renderer(_R + "json:render", (".json",)),
         "markdown": Renderer(_R + "cost:render_markdown", _MD),
+        "html": Renderer(_R + "html:render_cost", (".html", ".htm")),
     },
     "findings": {
         "text": Renderer(_R + "findings:render_text", (".txt",), terminal=_R + "findings:render_rich"),

@@ -7,15 +7,12 @@ import io
 from blox_inspect.analysis.rows import (
     FOLD_NOTE,
     STATS_HEAD,
-    percent,
-    rows,
-    shapes,
     stats_rows,
+    table_head,
+    table_rows,
     totals_items,
-    type_label,
 )
 from blox_inspect.common.text import ellipsize, visible
-from blox_inspect.common.units import human
 from blox_inspect.report.model import Report
 
 # The widest a module name may make its column; longer names are cut in the middle (both ends stay readable).
@@ -28,40 +25,18 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True, **_
     from rich.table import Table
     from rich.text import Text
 
-    train = report.totals.flops_train is not None
     table = Table(title=Text(visible(report.model)), title_justify="left", show_lines=False, pad_edge=False)
-    table.add_column("Module", no_wrap=True, max_width=NAME_WIDTH)
-    table.add_column("Type")
-    table.add_column("Input -> Output")
-    table.add_column("Params", justify="right")
-    table.add_column("%", justify="right")
-    table.add_column("Non-train.", justify="right")
-    table.add_column("Bytes", justify="right")
-    table.add_column("FLOPs", justify="right")
-    if train:
-        table.add_column("Train FLOPs", justify="right")
-    total = report.totals.params
-    shown = rows(report, depth, fold)
+    for k, name in enumerate(table_head(report)):
+        if k == 0:
+            table.add_column(name, no_wrap=True, max_width=NAME_WIDTH)
+        else:
+            table.add_column(name, justify="right" if k >= 3 else "left")
+    shown = table_rows(report, depth, fold, blank_zeros=True)
     for row in shown:
-        m = row.module
-        params, trainable = row.total("params"), row.total("trainable_params")
-        bytes_, flops, flops_train = row.total("param_bytes"), row.total("flops"), row.total("flops_train")
         # One very long name must not squeeze every other column to nothing: cut it in the middle.
         name = ellipsize(visible(row.label), max(8, NAME_WIDTH - 2 * row.level))
-        label = Text("  " * row.level + name, style="bold" if row.repeat > 1 else "")
-        cells = [
-            label,
-            type_label(m),
-            shapes(m),
-            human(params) if params else "",
-            percent(params, total) if params else "",
-            human(params - trainable) if params - trainable else "",
-            human(bytes_, "B") if bytes_ else "",
-            human(flops, si=True) if flops else "",
-        ]
-        if train:
-            cells.append(human(flops_train, si=True) if flops_train else "")
-        table.add_row(*(c if isinstance(c, Text) else Text(visible(c)) for c in cells))  # never parsed as markup
+        label = Text("  " * row.level + name, style="bold" if row.folded else "")
+        table.add_row(label, *(Text(visible(c)) for c in row.cells))  # never parsed as markup
     totals = Table.grid(padding=(0, 2))
     totals.add_column(style="bold")
     totals.add_column()
@@ -76,7 +51,7 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True, **_
         for r in stat_rows:
             stats.add_row(*(Text(visible(c)) for c in r))
         parts.append(stats)
-    notes = report.notes + ([FOLD_NOTE] if any(r.repeat > 1 for r in shown) else [])
+    notes = report.notes + ([FOLD_NOTE] if any(r.folded for r in shown) else [])
     if notes:
         parts.append(Text("\n".join(f"note: {visible(n)}" for n in notes), style="yellow"))
     return Group(*parts)

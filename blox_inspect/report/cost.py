@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from blox_inspect.common.display import rich_display
 from blox_inspect.common.errors import InspectError
 from blox_inspect.report.model import _build
 
@@ -201,3 +202,16 @@ class CostReport:
     @classmethod
     def from_json(cls, text: str) -> CostReport:
         return cls.from_dict(json.loads(text))
+
+    def __repr__(self) -> str:
+        peak = f", peak {self.memory.peak:,} B per device" if self.memory else ""
+        return (
+            f"<CostReport {self.model!r} ({self.program}, {self.devices} device{'s' * (self.devices > 1)}): "
+            f"{self.flops:,} FLOPs{peak}; render with blox_inspect.render(report)>"
+        )
+
+    def _repr_html_(self) -> str:  # Jupyter / IPython: the sections as HTML tables
+        return rich_display(self, "html")
+
+    def _repr_markdown_(self) -> str:
+        return rich_display(self, "markdown")

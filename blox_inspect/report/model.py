@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from blox_inspect.common.display import rich_display
+
 # 2: RNG state (the seed and counter of each bx.Rng) is counted apart from params: ``totals.rng_state``,
 # ``ParamInfo.rng_state``; ``totals.params`` is the published parameter count. Version 1 still loads.
 SCHEMA_VERSION = 2
@@ -190,6 +192,12 @@ class Report:
             f"<Report {self.model!r}: {len(self.modules)} modules, {t.params:,} params, "
             f"{t.flops:,} FLOPs; render with blox_inspect.render(report)>"
         )
+
+    def _repr_html_(self) -> str:  # Jupyter / IPython: the folded module table as real HTML
+        return rich_display(self, "html")
+
+    def _repr_markdown_(self) -> str:
+        return rich_display(self, "markdown")
 
 
 def _plain(value: Any) -> Any:

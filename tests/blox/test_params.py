@@ -217,3 +217,21 @@ def test_stored_paths_must_be_tuples_of_str():
     with pytest.raises(TypeError, match=r"got 3 \(int\)\. Use a tuple such as"):
         bx.Params({3: bx.Param(1.0)})
     assert list(bx.Params({"net/w": 1.0}).set(["net", "b"], 2.0)) == [("net", "b"), ("net", "w")]
+
+
+def test_treescope_shows_the_path_tree_with_shapes_flags_and_statistics():
+    treescope = pytest.importorskip("treescope")
+    import jax
+
+    p = bx.Params(
+        {
+            ("net", "l1", "kernel"): bx.Param(jnp.arange(6.0).reshape(2, 3), metadata={"sharding": (None, "model")}),
+            ("net", "rng", "seed"): bx.Param(jax.random.key(0), trainable=False),
+        }
+    )
+    text = treescope.render_to_text(p)
+    assert "<blox._params.Params object" not in text
+    assert text.startswith("Params({") and "'net': {" in text and "'l1': {" in text
+    assert "'kernel': Param(" in text and "float32(2, 3) ≈2.5 ±1.7 [≥0.0, ≤5.0]" in text  # mean, std, range
+    assert "trainable=False" in text and "'sharding': (None, 'model')" in text
+    assert "<script>" in treescope.render_to_html(p)
