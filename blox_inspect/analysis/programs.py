@@ -266,12 +266,21 @@ MSG_EXPORT_SUFFIX = (
 )
 
 
+SIDECAR_FORMAT = "blox-inspect-export/1"
+
+
 def export_program(program: Program, path: str) -> bytes:
     """A jax.export StableHLO artifact: MLIR text for ``*.mlir`` (Netron opens it), portable bytecode for ``*.mlirbc``.
 
     The function is exported over its flattened array arguments (argument ``i`` is pytree leaf ``i`` of
-    ``program.args``), so the artifact needs no knowledge of blox's pytree types.
+    ``program.args``), so the artifact needs no knowledge of blox's pytree types. Which argument is
+    which is in :func:`export_sidecar`.
     """
+    return export_with_sidecar(program, path)[0]
+
+
+def export_with_sidecar(program: Program, path: str) -> tuple[bytes, str]:
+    """The artifact and its sidecar JSON (see :func:`export_sidecar`)."""
     from jax import export
 
     if not path.endswith(EXPORT_SUFFIXES):
@@ -284,9 +293,61 @@ def export_program(program: Program, path: str) -> bytes:
 
     donate = _flat_donated(program)
     exported = export.export(jax.jit(flat, donate_argnums=donate))(*leaves)
-    if path.endswith(".mlir"):
-        return exported.mlir_module().encode("utf-8")
-    return bytes(exported.mlir_module_serialized)
+    data = exported.mlir_module().encode("utf-8") if path.endswith(".mlir") else bytes(exported.mlir_module_serialized)
+    return data, export_sidecar(program, exported)
+
+
+def export_sidecar(program: Program, exported: Any) -> str:
+    """JSON naming every argument of an exported program, so a reader can feed it from a checkpoint.
+
+    ``arguments`` lists each flattened leaf of the program's arguments in order: ``name`` (a param's
+    path, as in a blox checkpoint, e.g. ``params/net/mlp/l1/kernel``; ``inputs/0`` for a model input;
+    ``opt_state/...`` for optimizer state), ``shape``, ``dtype``, ``donated``, and ``module_arg``: its
+    position among the exported module's arguments, or null when jax.export dropped it because the
+    program never reads it (an RNG seed the forward pass does not use). ``results`` are the outputs in order.
+    """
+    import json
+
+    kept = {int(i): k for k, i in enumerate(exported.module_kept_var_idx)}
+    donated = set(_flat_donated(program))
+    names = _argument_names(program)
+    arguments = []
+    for i, (name, aval) in enumerate(zip(names, exported.in_avals)):
+        arguments.append(
+            {
+                "index": i,
+                "name": name,
+                "shape": [int(d) for d in aval.shape],
+                "dtype": str(aval.dtype),
+                "donated": i in donated,
+                "module_arg": kept.get(i),
+            }
+        )
+    results = [
+        {"index": j, "shape": [int(d) for d in a.shape], "dtype": str(a.dtype)}
+        for j, a in enumerate(exported.out_avals)
+    ]
+    return json.dumps(
+        {"format": SIDECAR_FORMAT, "program": program.name, "arguments": arguments, "results": results}, indent=2
+    )
+
+
+def _argument_names(program: Program) -> list[str]:
+    """A readable name per flattened leaf of ``program.args``: param paths, input indices, optimizer state paths."""
+    heads = ["params", *(f"inputs/{i}" for i in range(len(program.args) - 1))]
+    if program.name == "train step":
+        n_inputs = len(program.args) - 3
+        heads = ["trainable", "rest", "opt_state", *(f"inputs/{i}" for i in range(n_inputs))]
+    out = []
+    for head, arg in zip(heads, program.args):
+        for keypath, _ in jax.tree_util.tree_flatten_with_path(arg)[0]:
+            parts = [head]
+            for k in keypath:
+                key = getattr(k, "key", getattr(k, "idx", getattr(k, "name", None)))
+                if key is not None and key != "value":  # a Param's one leaf is its value: the path says enough
+                    parts.append(str(key))
+            out.append("/".join(parts))
+    return out
 
 
 def _flat_donated(program: Program) -> tuple[int, ...]:

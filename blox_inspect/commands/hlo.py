@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         STAGES,
         build_program,
         check_module,
-        export_program,
+        export_with_sidecar,
         program_text,
     )
     from blox_inspect.common.errors import InspectError
@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     scope = check_module(loaded, args.module) if args.module else None
     program = build_program(loaded, train=args.train)
     if args.export:
-        write_output(export_program(program, args.export), args.export)  # says "wrote FILE (N bytes)"
+        data, sidecar = export_with_sidecar(program, args.export)
+        write_output(data, args.export)  # says "wrote FILE (N bytes)"
+        write_output(sidecar, args.export + ".json")  # every argument's name, shape and dtype
         if args.output is None and scope is None:
             return 0
     emit("program", program_text(program, args.stage, scope), "text", args.output)
