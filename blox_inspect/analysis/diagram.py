@@ -22,6 +22,8 @@ UNKNOWN_FOCUS = (
     "{example!r}.{hint} List the paths with `blox-inspect summary` or pass one of the nearest above."
 )
 IO_ENDPOINT = re.compile(r"<(input|output):(\d+)>")
+# A merge (see analysis.edges): two modules' outputs combined in plain JAX inside module SCOPE.
+MERGE_ENDPOINT = re.compile(r"<merge:(.*)#(\d+):(\w+)>")
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Item:
     """One drawn thing: a box (``cluster=False``) or a cluster of items, or an input/output/outside endpoint."""
 
     path: str
-    kind: str  # 'module' | 'input' | 'output' | 'external'
+    kind: str  # 'module' | 'input' | 'output' | 'external' | 'merge'
     module: ModuleInfo | None = None
     cluster: bool = False
     children: list[str] = field(default_factory=list)  # item paths, in the model's order (clusters only)
@@ -37,7 +39,8 @@ class Item:
     hidden: int = 0  # descendants collapsed into this box by --depth
     params: int = 0  # totals over a fold's members
     flops: int = 0
-    tensor: TensorSpec | None = None  # inputs/outputs
+    tensor: TensorSpec | None = None  # inputs/outputs/merges
+    op: str = ""  # merges: the primitive
 
     @property
     def times(self) -> int:
@@ -141,11 +144,16 @@ def plan(
 
     in_top = set(_subtree(index, top)) if top is not None else set(index.by_path)
 
+    merge_specs = {m.id: m.tensor for m in report.merges}
+
     def resolve(endpoint: str) -> tuple[str | None, list[tuple[int, int]]]:
         """The item standing for ``endpoint`` and the (fold id, member number) pairs it passed through."""
         io = IO_ENDPOINT.fullmatch(endpoint)
         if io:
             return endpoint, []
+        merge = MERGE_ENDPOINT.fullmatch(endpoint)
+        if merge:
+            return resolve_merge(endpoint, *merge.groups())
         known = index.known(endpoint)
         if known is None:
             return None, []
@@ -176,6 +184,21 @@ def plan(
             rest = rest[1:]
         return cur, passed
 
+    def resolve_merge(raw: str, scope: str, n: str, op: str) -> tuple[str | None, list[tuple[int, int]]]:
+        """A merge is drawn inside its module when that module is an open cluster; inside a closed box (or a
+        folded copy's box) it is part of the box, and the edges end there."""
+        if not scope or index.known(scope) is None:
+            return (raw, []) if top is None or top == report.root else (None, [])
+        cur, passed = resolve(scope)
+        if cur is None or cur not in items or not items[cur].cluster:
+            return cur, passed
+        # Open: the merge of the drawn block (the first of a folded run stands for all of them).
+        mid = f"<merge:{cur}#{n}:{op}>"
+        if mid not in items:
+            items[mid] = Item(path=mid, kind="merge", tensor=merge_specs.get(raw), op=op)
+            items[cur].children.append(mid)
+        return mid, passed
+
     resolved: dict[str, tuple[str | None, list[tuple[int, int]]]] = {}
 
     def endpoint(raw: str, port: str) -> tuple[object, tuple] | None:
@@ -203,7 +226,7 @@ def plan(
     for s, d, s_passed, d_passed, tensor in flow:
         if s == d:
             continue
-        if focus is not None and s.startswith("<") and d.startswith("<"):
+        if focus is not None and _beyond(s) and _beyond(d):
             continue  # flows entirely outside the focused subtree
         if _crosses_copies(s_passed, d_passed):
             continue  # from one block of a folded run into another: the ×N mark says it
@@ -218,6 +241,11 @@ def plan(
     edges = _drop_covered(edges, items)
     io = _io_items(report, items, io_used, focus is None, index)
     return Plan(top=top_path, items=items, edges=edges, io=io)
+
+
+def _beyond(end: str) -> bool:
+    """An endpoint outside every drawn module (model input/output, an outside module; not a merge)."""
+    return end.startswith(("<input:", "<output:", "<outside:", "<merge:#"))
 
 
 def _through_clusters(flow: list[tuple]) -> list[tuple]:
@@ -312,17 +340,22 @@ def _io_items(report: Report, items: dict[str, Item], used: list[str], whole: bo
         if path in items:
             continue
         io = IO_ENDPOINT.fullmatch(path)
+        merge = MERGE_ENDPOINT.fullmatch(path)
         if io:
             kind, i = io.group(1), int(io.group(2))
             specs = report.inputs if kind == "input" else report.outputs
             items[path] = Item(path=path, kind=kind, tensor=specs[i] if i < len(specs) else None)
+        elif merge:  # outside every module: drawn at the top level
+            spec = next((m.tensor for m in report.merges if m.id == path), None)
+            items[path] = Item(path=path, kind="merge", tensor=spec, op=merge.group(3))
         else:
             inner = path[len("<outside:") : -1]
             items[path] = Item(path=path, kind="external", module=index.by_path.get(inner))
         order.append(path)
     inputs = [p for p in order if p.startswith("<input")]
     outputs = [p for p in order if p.startswith("<output")]
-    return inputs + [p for p in order if p.startswith("<outside")] + outputs
+    merges = [p for p in order if p.startswith("<merge")]
+    return inputs + [p for p in order if p.startswith("<outside")] + merges + outputs
 
 
 def _drop_containment(edges: list[DrawnEdge], items: dict[str, Item], index: ModuleIndex) -> list[DrawnEdge]:

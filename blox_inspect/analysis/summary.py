@@ -18,7 +18,7 @@ import numpy as np
 import blox as bx
 from blox._paths import path_str
 from blox_inspect.analysis.compile import memory_stats as compile_memory_stats
-from blox_inspect.analysis.edges import compute_edges
+from blox_inspect.analysis.edges import compute_flow
 from blox_inspect.analysis.flops import count_flops, xla_loop_reason
 from blox_inspect.analysis.jaxpr import count_eqns, scan_lengths
 from blox_inspect.analysis.trace import Trace, Traces, spec_of
@@ -341,6 +341,7 @@ def _build_report(loaded: LoadedModel, params: bx.Params, trace: Trace) -> Repor
     if count.by_scope.get("", 0):
         notes.append(f"{count.by_scope['']:,} FLOPs run outside every module (counted in the total only).")
 
+    edges, merges = compute_flow(trace, site_paths)
     return Report(
         model=loaded.source,
         root=root.name,
@@ -349,7 +350,8 @@ def _build_report(loaded: LoadedModel, params: bx.Params, trace: Trace) -> Repor
         totals=totals,
         modules=order,
         params=pinfos,
-        edges=compute_edges(trace, site_paths),
+        edges=edges,
+        merges=merges,
         outputs=list(trace.out_specs),
         notes=notes,
     )

@@ -52,9 +52,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="type",
         help="fill boxes by module type or by size (default type)",
     )
+    p.add_argument(
+        "--dpi",
+        type=_positive,
+        default=150,
+        metavar="N",
+        help="resolution of PNG/JPEG output in dots per inch (default 150)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds the layout may take (default 60)")
     p.add_argument("--debug", dest="debug_sub", action="store_true", help="show full tracebacks for errors")
     p.set_defaults(run=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number of dots per inch, e.g. 150; got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if out in (None, "-") or os.path.splitext(out)[1].lower() in (".dot", ".gv"):
         emit("graph", report, "dot", out, **options)
     else:
-        emit("graph", report, "image", out, out=out, timeout=args.timeout, **options)
+        emit("graph", report, "image", out, out=out, timeout=args.timeout, dpi=args.dpi, **options)
     return 0
 
 

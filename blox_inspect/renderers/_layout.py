@@ -116,12 +116,21 @@ def supported_extensions(engine: Engine | None) -> list[str]:
     return [ext for ext, fmt in EXTENSIONS.items() if fmt in engine.formats or fmt in SOURCE_FORMATS]
 
 
-def layout(engine: Engine, source: str, fmt: str, out: str, timeout: float = DEFAULT_TIMEOUT) -> bytes:
-    """Runs ``engine -T<fmt>`` on ``source`` and returns the image bytes (``out`` only names it in errors)."""
+DEFAULT_DPI = 150
+# Pixel formats, whose size the resolution sets; SVG and PDF are vectors and ignore it.
+BITMAPS = ("png", "jpg", "jpeg", "gif", "webp")
+
+
+def layout(
+    engine: Engine, source: str, fmt: str, out: str, timeout: float = DEFAULT_TIMEOUT, dpi: int = DEFAULT_DPI
+) -> bytes:
+    """Runs ``engine -T<fmt>`` on ``source`` and returns the image bytes (``out`` only names it in errors).
+
+    Bitmaps are drawn at ``dpi`` dots per inch (the engines' own default, 72-96, makes a GPT-2 diagram
+    too coarse to read)."""
+    cmd = [engine.path, f"-T{fmt}"] + ([f"-Gdpi={int(dpi)}"] if fmt in BITMAPS else [])
     try:
-        done = subprocess.run(
-            [engine.path, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, timeout=timeout
-        )
+        done = subprocess.run(cmd, input=source.encode("utf-8"), capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         err = (e.stderr or b"").decode("utf-8", "replace").strip()
         raise InspectError(

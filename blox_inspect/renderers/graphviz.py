@@ -26,6 +26,7 @@ import re
 import graphviz
 
 from blox_inspect.analysis.diagram import IO_ENDPOINT, Item, Plan, plan
+from blox_inspect.analysis.edges import MERGE_SYMBOLS
 from blox_inspect.common.errors import InspectError
 from blox_inspect.common.text import visible
 from blox_inspect.common.units import human
@@ -72,7 +73,7 @@ def to_dot(
     return build_graph(report, depth=depth, expand=expand, focus=focus, rankdir=rankdir, color=color).source
 
 
-def to_image(report: Report, *, out: str, timeout: float = 60.0, **options) -> bytes:
+def to_image(report: Report, *, out: str, timeout: float = 60.0, dpi: int = 150, **options) -> bytes:
     """The diagram laid out as an image in the format ``out``'s extension names (SVG, PNG, ...).
 
     Needs a layout engine (``dot`` or ``graphviz-pure``); without one, the DOT source is written next to
@@ -91,7 +92,7 @@ def to_image(report: Report, *, out: str, timeout: float = 60.0, **options) -> b
         dot_path = os.path.splitext(out)[0] + ".dot"
         write_output(source, dot_path)
         raise InspectError(_layout.NO_ENGINE.format(python=sys.executable, out=out, dot=dot_path, fmt=fmt))
-    return _layout.layout(engine, source, fmt, out, timeout=timeout)
+    return _layout.layout(engine, source, fmt, out, timeout=timeout, dpi=dpi)
 
 
 def build_graph(
@@ -149,6 +150,8 @@ class _Builder:
                 self.ids[path] = f"{io.group(1)}_{io.group(2)}"
             elif path.startswith("<outside:"):
                 self.ids[path] = f"outside_{len(self.ids)}"
+            elif path.startswith("<merge:"):
+                self.ids[path] = f"merge_{len(self.ids)}"
             elif _SAFE_ID.fullmatch(path):
                 self.ids[path] = path
             else:
@@ -179,6 +182,16 @@ class _Builder:
             for c in item.children:
                 self._child(g, self.plan.items[c], level)
             return
+        if item.fold:
+            # Graphviz draws one border around a cluster (peripheries=2 is for nodes only): a folded run is
+            # an unlabelled cluster just around it, so it gets the double border the legend promises.
+            with g.subgraph(name="cluster_fold_" + self.id(item.path)) as outer:
+                outer.attr(label="", style="rounded", color="#555555", margin="3", tooltip=self._tooltip(item))
+                self._cluster_body(outer, item, level)
+            return
+        self._cluster_body(g, item, level)
+
+    def _cluster_body(self, g: graphviz.Digraph, item: Item, level: int) -> None:
         with g.subgraph(name="cluster_" + self.id(item.path)) as sub:
             m = item.module
             title = _h(item.path if not item.fold else self._rel(item))
@@ -187,7 +200,7 @@ class _Builder:
             sub.attr(
                 label=f'<<b>{title}</b>{mark}  <font color="#555555">{_h(m.type)}</font>'
                 f'<br/><font point-size="9">{stats}</font>>',
-                style="rounded,filled,bold" if item.fold else "rounded,filled",
+                style="rounded,filled",
                 fillcolor=CLUSTER_FILLS[level % 2],
                 color="#555555" if item.fold else "#aaaaaa",
                 labeljust="l",
@@ -197,7 +210,9 @@ class _Builder:
                 self._child(sub, self.plan.items[c], level + 1)
 
     def _child(self, g: graphviz.Digraph, item: Item, level: int) -> None:
-        if item.cluster:
+        if item.kind == "merge":
+            self._merge(g, item)
+        elif item.cluster:
             self._cluster(g, item, level)
         else:
             self._box(g, item)
@@ -232,7 +247,29 @@ class _Builder:
             attrs.update(color=SHARED_COLOR, penwidth="2")
         g.node(self.id(item.path), **attrs)
 
+    def _merge(self, g: graphviz.Digraph, item: Item) -> None:
+        """Where module outputs meet in plain JAX: a small circle with the operation (+, ×, @, concat)."""
+        symbol = MERGE_SYMBOLS.get(item.op, item.op)
+        spec = f" -> {_spec(item.tensor)}" if item.tensor else ""
+        g.node(
+            self.id(item.path),
+            label=symbol,
+            shape="circle" if len(symbol) == 1 else "ellipse",
+            style="filled",
+            fillcolor="#ffffff",
+            color="#777777",
+            fontsize="10",
+            width="0.3",
+            height="0.3",
+            fixedsize="false",
+            margin="0.02",
+            tooltip=visible(f"{item.op}{spec}"),
+        )
+
     def _io(self, g: graphviz.Digraph, item: Item) -> None:
+        if item.kind == "merge":
+            self._merge(g, item)
+            return
         if item.kind == "external":
             m = item.module
             inner = item.path[len("<outside:") : -1]
@@ -334,6 +371,7 @@ class _Builder:
         )
         marks = (
             '<tr><td align="left"><font point-size="8">double border: identical blocks folded (&#215;N)</font></td></tr>'
+            '<tr><td align="left"><font point-size="8">circle: outputs meeting in plain JAX (+, &#215;, @ matmul, concat)</font></td></tr>'
             f'<tr><td align="left"><font point-size="8"><font color="{SHARED_COLOR}">red border</font>: shared module'
             "</font></td></tr>"
         )

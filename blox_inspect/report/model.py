@@ -133,6 +133,17 @@ class Totals:
 
 
 @dataclass
+class MergeInfo:
+    """Where two modules' outputs meet in plain JAX (a residual add, a concatenate, a gate): an endpoint
+    ``<merge:SCOPE#N:OP>`` of :class:`Edge` s, drawn as a small function node."""
+
+    id: str
+    op: str  # the primitive: add, add_any, sub, mul, concatenate
+    scope: str  # the module whose code ran it ('' outside every module)
+    tensor: TensorSpec  # its result
+
+
+@dataclass
 class Report:
     model: str  # "file.py:factory" or a description
     root: str
@@ -143,6 +154,7 @@ class Report:
     params: list[ParamInfo]
     edges: list[Edge] = field(default_factory=list)
     outputs: list[TensorSpec] = field(default_factory=list)
+    merges: list[MergeInfo] = field(default_factory=list)
     abstract: bool = True
     notes: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
