@@ -9,12 +9,15 @@ Everything is one pass over the events plus a sort, so the cost grows linearly w
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import glob
 import gzip
 import heapq
 import json
 import os
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +56,7 @@ def read_trace(path: str) -> dict[str, Any]:
     """The trace-event JSON of a ``.json.gz`` (or plain ``.json``) file."""
     try:
         opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rb") as f:
+        with opener(path, "rb") as f, _no_gc():
             data = json.loads(f.read())  # bytes in one go: text-mode gzip decodes several times slower
     except (OSError, ValueError) as e:
         raise InspectError(MSG_BAD_TRACE.format(file=path, error=f"{type(e).__name__}: {e}")) from e
@@ -62,6 +65,18 @@ def read_trace(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("traceEvents"), list):
         raise InspectError(MSG_BAD_TRACE.format(file=path, error="no traceEvents list"))
     return data
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pauses the cycle collector: a million fresh event dicts would trigger it over and over (no cycles here)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 Threads = dict[Any, list[tuple[float, float, str]]]  # (pid, tid) -> [(start, -duration, hlo_op)], microseconds
@@ -73,6 +88,11 @@ def op_events(trace: dict[str, Any], hlo_module: str) -> tuple[Threads, OpStats]
     Where some op events sit in a ``/device:...`` process (an accelerator's own timeline), only those count:
     the host's launch annotations of the same ops would count them twice.
     """
+    with _no_gc():
+        return _op_events(trace, hlo_module)
+
+
+def _op_events(trace: dict[str, Any], hlo_module: str) -> tuple[Threads, OpStats]:
     process: dict[Any, str] = {}
     groups: dict[tuple, list[tuple[float, float, str]]] = {}
     for e in trace["traceEvents"]:  # the hot loop of a profile: a million events take about a second
