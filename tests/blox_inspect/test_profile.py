@@ -22,6 +22,7 @@ MODELS = os.path.join(os.path.dirname(__file__), "models")
 MIX = os.path.join(MODELS, "profile_mix.py")
 BROKEN = os.path.join(MODELS, "profile_broken.py")
 MLP = os.path.join(MODELS, "mlp.py")
+MATMUL = os.path.join(MODELS, "matmul.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALPHA, BETA = "net/mix/alpha", "net/mix/beta"
 STEPS = 3
@@ -227,6 +228,24 @@ def test_train_step_profile_from_the_cli(tmp_path, capsys):
 def test_bad_input_exits_2_with_a_clear_message(argv, message, capsys):
     assert cli.main(argv) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_params_from_a_checkpoint(tmp_path, capsys):
+    import jax.numpy as jnp
+
+    import blox as bx
+
+    good, wrong = str(tmp_path / "good.safetensors"), str(tmp_path / "wrong.safetensors")
+    bx.save(good, bx.Params({("net", "proj", "kernel"): bx.Param(jnp.ones((32, 16)))}).locked())
+    bx.save(wrong, bx.Params({("net", "proj", "kernel"): bx.Param(jnp.ones((31, 16)))}).locked())
+    out = tmp_path / "p.json"
+    args = ["--steps", "1", "--warmup", "0", "--trace-dir", str(tmp_path / "t")]
+    assert cli.main(["profile", MATMUL, "--params", good, *args, "-o", str(out)]) == 0
+    assert ProfileReport.from_json(out.read_text()).module("net/proj").self_seconds > 0
+    assert cli.main(["profile", MATMUL, "--params", wrong, *args]) == 2
+    assert "net/proj" in capsys.readouterr().err
+    assert cli.main(["profile", MATMUL, "--params", str(tmp_path / "none.safetensors"), *args]) == 2
+    assert "no such checkpoint file" in capsys.readouterr().err
 
 
 def test_a_trace_dir_that_is_a_file_is_refused_and_kept(tmp_path, capsys):
