@@ -1,4 +1,4 @@
-"""blox_inspect: inspect blox models abstractly (shapes, params, FLOPs, costs, diagrams, checks).
+"""blox_inspect: inspect blox models abstractly (shapes, params, FLOPs, costs, diagrams, checks), or profile them.
 
 Names are imported on first use (module ``__getattr__``), so ``blox-inspect --help`` and
 ``--load report.json`` start without importing JAX.
@@ -15,6 +15,7 @@ _EXPORTS = {
     "Finding": "blox_inspect.report.finding",
     "InspectError": "blox_inspect.common.errors",
     "LoadedModel": "blox_inspect.load.model_file",
+    "ProfileReport": "blox_inspect.report.profile",
     "Report": "blox_inspect.report.model",
     "check": "blox_inspect.checks._run",
     "cost": "blox_inspect.analysis.cost",
@@ -22,6 +23,7 @@ _EXPORTS = {
     "fan_out": "blox_inspect.analysis.dataflow",
     "load_model": "blox_inspect.load.model_file",
     "longest_path": "blox_inspect.analysis.dataflow",
+    "profile": "blox_inspect.analysis.profile",
     "render": "blox_inspect.renderers",
     "summarize_loaded": "blox_inspect.analysis.summary",
     "summary": "blox_inspect.analysis.summary",

@@ -26,6 +26,7 @@ COMMANDS = {
     "graph": "blox_inspect.commands.graph",
     "hlo": "blox_inspect.commands.hlo",
     "cost": "blox_inspect.commands.cost",
+    "profile": "blox_inspect.commands.profile",
     "check": "blox_inspect.commands.check",
     "tui": "blox_inspect.commands.tui",
     "diff": "blox_inspect.commands.diff",
@@ -35,7 +36,8 @@ DEFAULT_COMMAND = "summary"
 DESCRIPTION = """\
 Inspect a blox model without allocating it: per-module shapes, parameters and
 FLOPs, Graphviz diagrams, HLO and compiled costs, sharded memory estimates,
-static checks, and a terminal browser.
+static checks, and a terminal browser; or run it for real and measure the
+time of every module (profile).
 
 A model file defines a factory (default name `build`) that takes no arguments
 and returns (model, inputs) or (model, inputs, kwargs); name another factory
@@ -47,6 +49,7 @@ examples:
   blox-inspect graph examples/resnet50.py -o resnet.svg
   blox-inspect cost examples/llama.py:build_7b --train --mesh data=8 --sharding fsdp
   blox-inspect check examples/gpt2.py --fail-on warning
+  blox-inspect profile examples/gpt2.py --train --steps 20
   blox-inspect tui examples/gpt2.py
 """
 

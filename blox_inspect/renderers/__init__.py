@@ -3,7 +3,7 @@
 ``REGISTRY[kind][format]`` is a :class:`Renderer`: the function that renders (``"module:function"``,
 imported on first use so ``--help`` stays fast), the file extensions that pick the format from
 ``-o FILE``, and optionally a terminal variant (a Rich renderable, used when writing to a terminal).
-The kinds are the data models: ``summary`` (Report), ``cost`` (CostReport), ``findings`` (check
+The kinds are the data models: ``summary`` (Report), ``cost`` (CostReport), ``profile`` (ProfileReport), ``findings`` (check
 results), ``diff`` (CheckpointDiff), ``graph`` (a Report drawn as a diagram), ``program`` (HLO or
 jaxpr text). Every command writes through :func:`emit`, so ``-o FILE`` behaves the same everywhere
 (atomic write, then ``wrote FILE (N bytes)`` on stderr).
@@ -48,6 +48,13 @@ REGISTRY: dict[str, dict[str, Renderer]] = {
         "markdown": Renderer(_R + "cost:render_markdown", _MD),
         "html": Renderer(_R + "html:render_cost", (".html", ".htm")),
     },
+    "profile": {
+        "table": Renderer(_R + "profile:render_table", (".txt",), terminal=_R + "profile:render_rich"),
+        "json": Renderer(_R + "profile:render_json", (".json",)),
+        "markdown": Renderer(_R + "profile:render_markdown", _MD),
+        "csv": Renderer(_R + "profile:render_csv", (".csv",)),
+        "html": Renderer(_R + "html:render_profile", (".html", ".htm")),
+    },
     "findings": {
         "text": Renderer(_R + "findings:render_text", (".txt",), terminal=_R + "findings:render_rich"),
         "json": Renderer(_R + "findings:render_json", (".json",)),
@@ -65,7 +72,7 @@ REGISTRY: dict[str, dict[str, Renderer]] = {
 }
 
 # The type of each data model -> its kind, for render(data) without naming the kind.
-_KINDS = {"Report": "summary", "CostReport": "cost", "CheckpointDiff": "diff"}
+_KINDS = {"Report": "summary", "CostReport": "cost", "ProfileReport": "profile", "CheckpointDiff": "diff"}
 
 
 def _resolve(target: str) -> Any:

@@ -9,6 +9,7 @@ from blox_inspect.analysis.rows import FOLD_NOTE, table_head, table_rows, totals
 from blox_inspect.common.text import visible
 from blox_inspect.report.cost import CostReport
 from blox_inspect.report.model import Report
+from blox_inspect.report.profile import ProfileReport
 
 _STYLE = (
     "<style>.blox-report td,.blox-report th{padding:2px 8px;text-align:left;font-family:monospace}"
@@ -34,11 +35,12 @@ def _table(head: list[str], rows: list[tuple[str, list[str]]], right_from: int) 
 def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:
     """The summary as one HTML fragment: the module table (folded ×N runs), the totals and the notes.
 
-    Example:
-        >>> from blox_inspect.report.model import Report, Totals
-        >>> r = Report(model='<m>', root='net', inputs=[], kwargs={}, totals=Totals(params=3), modules=[], params=[])
-        >>> '&lt;m&gt;' in render(r) and '<table>' in render(r)
-        True
+        Example:
+            >>> from blox_inspect.report.model import Report
+    from blox_inspect.report.profile import ProfileReport, Totals
+            >>> r = Report(model='<m>', root='net', inputs=[], kwargs={}, totals=Totals(params=3), modules=[], params=[])
+            >>> '&lt;m&gt;' in render(r) and '<table>' in render(r)
+            True
     """
     shown = table_rows(report, depth, fold, blank_zeros=True)
     rows = [
@@ -69,4 +71,17 @@ def render_cost(report: CostReport, depth: int | None = None, **_) -> str:
             out += _table(list(sec.columns), body, right_from=right)
         out += [f"<p>{_e(line)}</p>" for line in sec.lines]
     out.append("</div>")
+    return "\n".join(out)
+
+
+def render_profile(report: ProfileReport, depth: int | None = None, fold: bool = True, **_) -> str:
+    """The profile as HTML: the module table (folded like the terminal), then the totals."""
+    from blox_inspect.renderers.profile import COLUMNS, RIGHT, table_rows, title
+    from blox_inspect.renderers.profile import totals_items as profile_totals
+
+    body = [("", [_e(c) for c in row]) for row in table_rows(report, depth, fold)]
+    out = [_STYLE, '<div class="blox-report">', f"<h4>{_e(title(report))}</h4>"]
+    out += _table(list(COLUMNS), body, right_from=min(RIGHT))
+    out += ["<table>"] + [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in profile_totals(report)]
+    out += ["</table>", "</div>"]
     return "\n".join(out)

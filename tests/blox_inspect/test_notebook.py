@@ -89,3 +89,14 @@ def test_cost_report_repr_and_html():
     rows = _parse(r._repr_html_())
     flops = [row for row in rows if row and row[0] == "FLOPs"]
     assert flops and flops[0][1:4] == ["65.5K", "65.5K", "65.5K"]
+
+
+def test_profile_report_repr_and_html(tmp_path):
+    from blox_inspect.analysis.profile import profile_loaded
+
+    r = profile_loaded(load_model(MATMUL), steps=1, warmup=0, trace_dir=str(tmp_path))
+    assert len(repr(r)) < 200 and repr(r).startswith("<ProfileReport")
+    rows = _parse(r._repr_html_())
+    assert rows[0][:3] == ["Module", "Type", "Self"]
+    assert any(row and row[0].replace("\xa0", "").endswith("proj") for row in rows[1:])
+    assert r._repr_markdown_().startswith("# ")
