@@ -12,9 +12,9 @@ so the numbers in a folded table still add up to the model's totals.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from blox_inspect.common.units import human
+from blox_inspect.common.units import human, human_seconds
 from blox_inspect.report.model import ModuleInfo, Report
 
 FOLD_MIN = 3
@@ -27,6 +27,7 @@ class Row:
     repeat: int = 1  # ×N for a folded group's head row
     last_name: str | None = None  # name of the last block of a folded group
     scale: int = 1  # how many identical blocks this row stands for (its ×N and its folded ancestors')
+    members: list[str] = field(default_factory=list)  # the module paths it stands for (``scale`` of them)
 
     def total(self, attr: str) -> int | None:
         """``attr`` of the module (e.g. 'params', 'flops') times the blocks this row stands for."""
@@ -78,7 +79,7 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
     out: list[Row] = []
     tops = [m for m in report.modules if m.parent is None]
 
-    def visit(siblings: list[ModuleInfo], level: int, scale: int) -> None:
+    def visit(siblings: list[ModuleInfo], level: int, scale: int, head: str | None, bases: list[str]) -> None:
         i = 0
         while i < len(siblings):
             m = siblings[i]
@@ -91,12 +92,16 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
                     run += 1
             if run < FOLD_MIN:
                 run = 1
-            out.append(Row(m, level, run, relative_name(siblings[i + run - 1]) if run > 1 else None, scale * run))
+            paths = [s.path for s in siblings[i : i + run]]
+            # Inside a folded parent, the same relative paths in every block the parent stands for.
+            members = paths if head is None else [b + p[len(head) :] for b in bases for p in paths]
+            last = relative_name(siblings[i + run - 1]) if run > 1 else None
+            out.append(Row(m, level, run, last, scale * run, members))
             if depth is None or m.depth + 1 < depth:
-                visit([by_path[c] for c in m.children], level + 1, scale * run)
+                visit([by_path[c] for c in m.children], level + 1, scale * run, m.path, members)
             i += run
 
-    visit(tops, 0, 1)
+    visit(tops, 0, 1, None, [])
     return out
 
 
@@ -236,16 +241,32 @@ class TableRow:
     cells: list[str]  # type, shapes, params, %, non-trainable, bytes, FLOPs[, train FLOPs]
 
 
-def table_head(report: Report) -> list[str]:
+def table_head(report: Report, times: dict[str, float] | None = None) -> list[str]:
     head = ["Module", "Type", "Input -> Output", "Params", "%", "Non-train.", "Bytes", "FLOPs"]
-    return head + (["Train FLOPs"] if report.totals.flops_train is not None else [])
+    head += ["Train FLOPs"] if report.totals.flops_train is not None else []
+    return head + (["Time", "Time %"] if times is not None else [])
+
+
+def row_seconds(row: Row, times: dict[str, float]) -> float:
+    """Measured seconds per step of everything a row stands for (a folded row: all N blocks)."""
+    return sum(times.get(p, 0.0) for p in row.members)
 
 
 def table_rows(
-    report: Report, depth: int | None = None, fold: bool = True, blank_zeros: bool = False
+    report: Report,
+    depth: int | None = None,
+    fold: bool = True,
+    blank_zeros: bool = False,
+    times: dict[str, float] | None = None,
 ) -> list[TableRow]:
-    """The summary table's rows with formatted cells; ``blank_zeros`` leaves zero counts empty (terminal)."""
+    """The summary table's rows with formatted cells; ``blank_zeros`` leaves zero counts empty (terminal).
+
+    ``times`` (module path -> measured seconds per step including children, from ``blox-inspect profile``)
+    adds the Time and Time % columns; the share is of the top-level modules' total.
+    """
     train = report.totals.flops_train is not None
+    tops = {m.path for m in report.modules if m.parent is None}
+    step = sum(t for p, t in (times or {}).items() if p in tops)
     total = report.totals.params
     out = []
     for row in rows(report, depth, fold):
@@ -266,5 +287,9 @@ def table_rows(
         ]
         if train:
             cells.append(num(row.total("flops_train"), lambda n: human(n, si=True)))
+        if times is not None:
+            seconds = row_seconds(row, times)
+            cells.append(human_seconds(seconds) if seconds else "")
+            cells.append(percent(seconds, step) if seconds and step else "")
         out.append(TableRow(row.level, row.label, row.repeat > 1, cells))
     return out

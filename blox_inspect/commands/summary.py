@@ -49,6 +49,11 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, help="output format (default: from -o's extension, else table)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--load", metavar="REPORT_JSON", help="re-render a saved JSON report without tracing")
+    p.add_argument(
+        "--profile",
+        metavar="PROFILE_JSON",
+        help="add measured time per module (Time, Time %%) from `blox-inspect profile MODEL --format json -o p.json`",
+    )
     p.add_argument("--max-params", type=parse_count, metavar="N", help="fail (exit 1) when params exceed N (1e9, 7B)")
     p.add_argument("--max-flops", type=parse_count, metavar="N", help="fail (exit 1) when forward FLOPs exceed N")
     p.add_argument("--seed", type=int, default=0, help="seed for the abstract init (default 0)")
@@ -85,6 +90,27 @@ def bytes_read(say):
         say(f"reading values for statistics: {human_bytes(done)} of {human_bytes(total)}{share}")
 
     return on_read
+
+
+MSG_PROFILE_MISMATCH = (
+    "{file}: this profile is of {other!r} and names none of this model's modules ({example}, ...). "
+    "Profile this model: blox-inspect profile {model} --format json -o profile.json"
+)
+
+
+def profile_times(path: str, report) -> dict[str, float]:
+    """Module path -> measured seconds per step (children included) from a saved profile of this model."""
+    from blox_inspect.load.saved_report import read_saved_report
+    from blox_inspect.report.profile import ProfileReport
+
+    prof = read_saved_report(path, ProfileReport, "blox-inspect profile MODEL --format json -o profile.json")
+    times = {m.path: m.total_seconds for m in prof.modules}
+    if not any(m.path in times for m in report.modules):
+        example = report.modules[0].path if report.modules else report.root
+        raise InspectError(
+            MSG_PROFILE_MISMATCH.format(file=path, other=prof.model, example=example, model=report.model)
+        )
+    return times
 
 
 def load_report(path: str):
@@ -151,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
                     stats=args.stats,
                     on_read=bytes_read(say),
                 )
-    emit("summary", report, args.format, args.output, depth=args.depth, fold=args.fold)
+    times = profile_times(args.profile, report) if args.profile else None
+    emit("summary", report, args.format, args.output, depth=args.depth, fold=args.fold, times=times)
     check_budgets(report, args.max_params, args.max_flops)
     return 0

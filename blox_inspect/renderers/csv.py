@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from blox_inspect.analysis.rows import rows
+from blox_inspect.analysis.rows import row_seconds, rows
 from blox_inspect.common.text import visible
 from blox_inspect.report.model import Report
 
@@ -29,10 +29,10 @@ COLUMNS = [
 ]
 
 
-def render(report: Report, depth: int | None = None, fold: bool = False, **_) -> str:
+def render(report: Report, depth: int | None = None, fold: bool = False, times: dict | None = None, **_) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
+    w.writerow(COLUMNS + (["time_seconds"] if times is not None else []))
     for row in rows(report, depth, fold):
         m = row.module
         w.writerow(
@@ -54,5 +54,6 @@ def render(report: Report, depth: int | None = None, fold: bool = False, **_) ->
                 m.flops_own,
                 m.flops_train,
             ]
+            + ([f"{row_seconds(row, times):.9g}"] if times is not None else [])
         )
     return buf.getvalue()

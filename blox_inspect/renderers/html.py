@@ -32,7 +32,7 @@ def _table(head: list[str], rows: list[tuple[str, list[str]]], right_from: int) 
     return out
 
 
-def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:
+def render(report: Report, depth: int | None = None, fold: bool = True, times: dict | None = None, **_) -> str:
     """The summary as one HTML fragment: the module table (folded ×N runs), the totals and the notes.
 
         Example:
@@ -42,13 +42,13 @@ def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> 
             >>> '&lt;m&gt;' in render(r) and '<table>' in render(r)
             True
     """
-    shown = table_rows(report, depth, fold, blank_zeros=True)
+    shown = table_rows(report, depth, fold, blank_zeros=True, times=times)
     rows = [
         ("fold" if r.folded else "", [f"{'&nbsp;&nbsp;' * r.level}{_e(r.label)}"] + [_e(c) for c in r.cells])
         for r in shown
     ]
     out = [_STYLE, '<div class="blox-report">', f"<h4>{_e(report.model)}</h4>"]
-    out += _table(table_head(report), rows, right_from=3)
+    out += _table(table_head(report, times), rows, right_from=3)
     out += ["<table>"] + [f"<tr><th>{_e(k.strip())}</th><td>{_e(v)}</td></tr>" for k, v in totals_items(report)]
     out.append("</table>")
     notes = report.notes + ([FOLD_NOTE] if any(r.folded for r in shown) else [])

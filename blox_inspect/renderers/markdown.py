@@ -18,15 +18,15 @@ def _cell(text: str) -> str:
     return md_cell(text)
 
 
-def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:
-    head = table_head(report)
+def render(report: Report, depth: int | None = None, fold: bool = True, times: dict | None = None, **_) -> str:
+    head = table_head(report, times)
     lines = [
         f"# {_cell(report.model)}",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * 3 + "---:|" * (len(head) - 3),
     ]
-    shown = table_rows(report, depth, fold)
+    shown = table_rows(report, depth, fold, times=times)
     for row in shown:
         name = "&nbsp;&nbsp;" * row.level + (f"**{_cell(row.label)}**" if row.folded else _cell(row.label))
         lines.append("| " + " | ".join([name] + [_cell(c) for c in row.cells]) + " |")

@@ -43,26 +43,10 @@ class ProfileRow:
 def profile_rows(report: ProfileReport, depth: int | None = None, fold: bool = True) -> list[ProfileRow]:
     """The module rows to show, in tree order, then the time outside every module."""
     by_path = {m.path: m for m in report.modules}
-    tops = [m.path for m in report.summary.modules if m.parent is None]
-    children = {m.path: m.children for m in report.summary.modules}
     out: list[ProfileRow] = []
-    stack: list[tuple[int, str, list[str]]] = []  # (level, row's first path, the paths it stands for)
     for row in rows(report.summary, depth, fold):
         m = row.module
-        while stack and stack[-1][0] >= row.level:
-            stack.pop()
-        siblings = children.get(m.parent, tops) if m.parent else tops
-        run = [m.path]
-        if row.repeat > 1 and m.path in siblings:
-            i = siblings.index(m.path)
-            run = siblings[i : i + row.repeat]
-        if stack:  # the same relative paths inside every block its folded parent stands for
-            _, head, bases = stack[-1]
-            members = [base + p[len(head) :] for base in bases for p in run]
-        else:
-            members = run
-        members = [p for p in members if p in by_path]
-        stack.append((row.level, m.path, members))
+        members = [p for p in row.members if p in by_path]  # a folded row sums all the blocks it stands for
         out.append(_row(report, m.path, row.label, m.type, row.level, row.repeat, [by_path[p] for p in members]))
     t = report.totals
     if t.unattributed > 0:

@@ -19,19 +19,19 @@ from blox_inspect.report.model import Report
 NAME_WIDTH = 60
 
 
-def render_rich(report: Report, depth: int | None = None, fold: bool = True, **_):
+def render_rich(report: Report, depth: int | None = None, fold: bool = True, times: dict | None = None, **_):
     """A rich renderable (a Group of the module table, the totals and any notes)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=Text(visible(report.model)), title_justify="left", show_lines=False, pad_edge=False)
-    for k, name in enumerate(table_head(report)):
+    for k, name in enumerate(table_head(report, times)):
         if k == 0:
             table.add_column(name, no_wrap=True, max_width=NAME_WIDTH)
         else:
             table.add_column(name, justify="right" if k >= 3 else "left")
-    shown = table_rows(report, depth, fold, blank_zeros=True)
+    shown = table_rows(report, depth, fold, blank_zeros=True, times=times)
     for row in shown:
         # One very long name must not squeeze every other column to nothing: cut it in the middle.
         name = ellipsize(visible(row.label), max(8, NAME_WIDTH - 2 * row.level))
@@ -57,15 +57,17 @@ def render_rich(report: Report, depth: int | None = None, fold: bool = True, **_
     return Group(*parts)
 
 
-def render_text(report: Report, depth: int | None = None, fold: bool = True, width: int = 160) -> str:
+def render_text(
+    report: Report, depth: int | None = None, fold: bool = True, width: int = 160, times: dict | None = None
+) -> str:
     """The table as plain text (no colour), e.g. for ``print(report)`` or ``-o summary.txt``."""
     from rich.console import Console
 
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system=None, force_terminal=False, legacy_windows=False)
-    console.print(render_rich(report, depth, fold))
+    console.print(render_rich(report, depth, fold, times=times))
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
 
 
-def render(report: Report, depth: int | None = None, fold: bool = True, **_) -> str:
-    return render_text(report, depth, fold)
+def render(report: Report, depth: int | None = None, fold: bool = True, times: dict | None = None, **_) -> str:
+    return render_text(report, depth, fold, times=times)

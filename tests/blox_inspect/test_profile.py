@@ -279,3 +279,39 @@ def test_docs_profile_example_runs(capsys):
     for code in blocks:
         exec(compile(code, "docs/inspect.md", "exec"), {})
     assert "Device busy" in capsys.readouterr().out
+
+
+def test_summary_takes_a_saved_profile_as_time_columns(tmp_path, capsys):
+    """`summary --profile p.json`: Time per row; a folded ×N row sums the measured time of all N blocks."""
+    import json as _json
+
+    from blox_inspect import cli as _cli
+
+    src = tmp_path / "stack.py"
+    src.write_text(
+        "import jax.numpy as jnp, blox as bx\n"
+        "def build():\n"
+        "    g = bx.Graph('net'); rng = bx.Rng(g / 'rng'); n = g / 'stack'\n"
+        "    layers = [bx.Linear(n / f'l{i}', 64, rng) for i in range(4)]\n"
+        "    return bx.Sequential(n, layers), jnp.zeros((32, 64))\n"
+    )
+    prof = tmp_path / "p.json"
+    assert _cli.main(["profile", str(src), "--steps", "2", "--warmup", "1", "-o", str(prof)]) == 0
+    measured = {m["path"]: m["total_seconds"] for m in _json.loads(prof.read_text())["modules"]}
+    capsys.readouterr()
+    assert _cli.main([str(src), "--no-xla", "--profile", str(prof), "--format", "csv", "--fold"]) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()]
+    head, body = rows[0], {r[0]: r for r in rows[1:]}
+    assert head[-1] == "time_seconds"
+    folded = body["net/stack/l0"]  # the ×4 row stands for l0..l3
+    assert folded[head.index("repeat")] == "4"
+    expected = sum(measured[f"net/stack/l{i}"] for i in range(4))
+    assert float(folded[-1]) == pytest.approx(expected, rel=1e-6)
+    # A profile of another model is refused, naming both.
+    other = tmp_path / "other.json"
+    data = _json.loads(prof.read_text())
+    for m in data["modules"]:
+        m["path"] = "elsewhere/" + m["path"]
+    other.write_text(_json.dumps(data))
+    assert _cli.main([str(src), "--no-xla", "--profile", str(other)]) == 2
+    assert "names none of this model's modules" in capsys.readouterr().err
