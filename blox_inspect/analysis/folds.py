@@ -84,6 +84,9 @@ class ModuleIndex:
                 # A config value may name the module itself (its graph node); that differs between copies.
                 tuple(sorted((k, v.replace(m.path, "<self>")) for k, v in m.config.items())),
                 tuple(sorted(self.param_shapes.get(path, []))),
+                # Called alike: blocks that see different shapes (or are shared) are not one block ×N.
+                tuple((c.method, tuple(map(str, c.inputs)), tuple(map(str, c.outputs))) for c in m.call_info),
+                m.shared,
                 tuple((self.relative(c, path), self.signature(c, memo)) for c in self.children.get(path, [])),
             )
         return memo[path]

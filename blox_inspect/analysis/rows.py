@@ -11,13 +11,11 @@ so the numbers in a folded table still add up to the model's totals.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from blox_inspect.analysis.folds import find_folds
 from blox_inspect.common.units import human, human_seconds
 from blox_inspect.report.model import ModuleInfo, Report
-
-FOLD_MIN = 3
 
 
 @dataclass
@@ -49,33 +47,11 @@ def relative_name(m: ModuleInfo) -> str:
     return m.name
 
 
-def _signatures(report: Report) -> dict[str, tuple]:
-    """A structural signature per module, computed bottom-up in one pass."""
-    by_path = {m.path: m for m in report.modules}
-    sig: dict[str, tuple] = {}
-    own_params: dict[str, list] = {}
-    for p in report.params:
-        own_params.setdefault(p.module, []).append((p.name, tuple(p.shape), p.dtype, p.trainable))
-    for m in reversed(report.modules):
-        prefix = m.path + "/"
-        config = tuple(sorted((k, v[len(m.path) :] if v.startswith(prefix) else v) for k, v in m.config.items()))
-        calls = tuple(
-            (c.method, tuple(str(t) for t in c.inputs), tuple(str(t) for t in c.outputs)) for c in m.call_info
-        )
-        children = tuple(sig[c] for c in m.children if c in by_path)
-        sig[m.path] = (m.type, config, tuple(sorted(own_params.get(m.path, ()))), calls, children, m.shared)
-    return sig
-
-
-def _numbered(name: str) -> str:
-    """'layer_12' -> 'layer_#': only numbered runs fold (query/key/value stay three rows)."""
-    return re.sub(r"\d+", "#", name)
-
-
 def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Row]:
     """The rows to show, in tree order; ``depth=N`` shows N levels of modules (top level = 1)."""
     by_path = {m.path: m for m in report.modules}
-    sig = _signatures(report) if fold else {}
+    # The one fold rule, shared with the diagram and the browser (analysis.folds).
+    folds = find_folds(report) if fold else {}
     out: list[Row] = []
     tops = [m for m in report.modules if m.parent is None]
 
@@ -83,15 +59,10 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
         i = 0
         while i < len(siblings):
             m = siblings[i]
+            found = folds.get(m.path)
             run = 1
-            if fold:
-                key = (_numbered(m.name), sig[m.path])
-                while (
-                    i + run < len(siblings) and (_numbered(siblings[i + run].name), sig[siblings[i + run].path]) == key
-                ):
-                    run += 1
-            if run < FOLD_MIN:
-                run = 1
+            if found is not None and found.rep == m.path:
+                run = len(found.members)
             paths = [s.path for s in siblings[i : i + run]]
             # Inside a folded parent, the same relative paths in every block the parent stands for.
             members = paths if head is None else [b + p[len(head) :] for b in bases for p in paths]

@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
         "--fold",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="fold >= 3 identical consecutive sibling blocks into one row marked xN (default: on)",
+        help="fold 2 or more identical consecutive sibling blocks into one row marked xN, as the diagram does (default: on)",
     )
     p.add_argument("--format", choices=FORMATS, help="output format (default: from -o's extension, else table)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")

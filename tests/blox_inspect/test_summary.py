@@ -225,16 +225,21 @@ def test_identical_blocks_fold_into_one_row():
         "net/blocks/b0/norm",
     ]
     assert len(_rows.rows(r, fold=False)) == 2 + 5 * 3
-    # A different module in between breaks the run: b0 b1 | odd | b2 b3 b4 folds the last three only.
+    # A different module in between breaks the run: b0 b1 | odd | b2 b3 b4 folds as two runs (the diagram's
+    # rule: two or more identical consecutive blocks).
     r = _stack(5, odd_one=True)
     assert [(row.module.name, row.repeat) for row in _rows.rows(r, depth=2)] == [
         ("rng", 1),
         ("blocks", 1),
-        ("b0", 1),
-        ("b1", 1),
+        ("b0", 2),
         ("odd", 1),
         ("b2", 3),
     ]
+    from blox_inspect.analysis.folds import find_folds
+
+    # One fold rule: the table folds exactly the runs the diagram folds.
+    runs = {tuple(f.members) for f in find_folds(r).values()}
+    assert runs == {tuple(row.members) for row in _rows.rows(r) if row.repeat > 1}
 
 
 def test_depth_folds_rows_but_never_totals():
