@@ -96,7 +96,7 @@ def summarize_loaded(
             params = _checkpoint_params(params_file)
         else:
             # Init runs the model too: its failures get the same module-level message.
-            params, _ = run_observed(loaded.abstract_params, seed, what="the model's init (abstract)")
+            params, _ = run_observed(loaded.abstract_params, seed, what="the model's init (abstract)", record=False)
     params = abstractify(params)
     say("tracing the forward pass")
     trace = trace_forward(loaded.model, params, loaded.inputs, loaded.kwargs)
@@ -137,9 +137,6 @@ def add_param_stats(report: Report, file: str) -> None:
     for p in report.params:
         if p.path in reader and not p.dtype.startswith("key<"):
             p.stats = dataclasses.asdict(array_stats(reader.read(p.path)))
-
-
-
 
 
 def _checkpoint_params(file: str) -> bx.Params:
@@ -351,9 +348,10 @@ def _add_train_flops(report: Report, loaded: LoadedModel, params: bx.Params) -> 
     from blox_inspect.analysis.train import make_train_step
 
     ts = make_train_step(loaded)
-    # Observed like the forward pass, so a failure in training mode names its module
-    # (the tags it adds count zero FLOPs and pass tangents straight through).
-    jaxpr, _ = run_observed(jax.make_jaxpr(ts.step), *ts.abstract_args(loaded, params), what="the train step")
+    # Observed like the forward pass, so a failure in training mode names its module.
+    jaxpr, _ = run_observed(
+        jax.make_jaxpr(ts.step), *ts.abstract_args(loaded, params), what="the train step", record=False
+    )
     infos = {m.path: m for m in report.modules}
     count = count_flops(jaxpr, infos.keys())
     report.totals.flops_train = count.total

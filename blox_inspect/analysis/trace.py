@@ -69,16 +69,28 @@ def tag(x: Any, site: int, kind: str, index: int, trace: int = 0) -> Any:
     return tag_p.bind(x, site=site, kind=kind, index=index, trace=trace)
 
 
+# Per-dtype answers, worked out once: the observer asks them for every array of every module call.
+_EXTENDED: dict[Any, bool] = {}
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
 def _taggable(x: Any) -> bool:
     dtype = getattr(x, "dtype", None)
     if dtype is None or not isinstance(x, jax.Array):
         return False
-    # Typed PRNG keys have extended dtypes; leave them alone.
-    return not jax.dtypes.issubdtype(dtype, jax.dtypes.extended)
+    extended = _EXTENDED.get(dtype)
+    if extended is None:
+        # Typed PRNG keys have extended dtypes; leave them alone.
+        extended = _EXTENDED[dtype] = bool(jax.dtypes.issubdtype(dtype, jax.dtypes.extended))
+    return not extended
 
 
 def spec_of(x: Any) -> TensorSpec:
-    return TensorSpec(shape=[int(d) for d in np.shape(x)], dtype=str(x.dtype))
+    dtype = x.dtype
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype)
+    return TensorSpec(shape=[int(d) for d in np.shape(x)], dtype=name)
 
 
 # --- recording -----------------------------------------------------------------
@@ -112,19 +124,19 @@ def _is_params(x: Any) -> bool:
     return isinstance(x, bx.Params)
 
 
-def _map_arrays(tree: Any, fn) -> Any:
-    """Applies ``fn(i, leaf)`` to every taggable array leaf (Params are skipped)."""
+def _tag_arrays(tree: Any, site: int, kind: str, trace: int) -> tuple[Any, list[TensorSpec]]:
+    """Tags every taggable array leaf (Params are skipped); returns the new tree and every array's spec."""
     leaves, treedef = jax.tree.flatten(tree, is_leaf=_is_params)
-    count = 0
+    specs: list[TensorSpec] = []
     out = []
     for leaf in leaves:
         if _is_array(leaf):
             # Indices count every array (PRNG keys too) so they match the recorded specs.
-            out.append(fn(count, leaf) if _taggable(leaf) else leaf)
-            count += 1
+            out.append(tag(leaf, site, kind, len(specs), trace) if _taggable(leaf) else leaf)
+            specs.append(spec_of(leaf))
         else:
             out.append(leaf)
-    return jax.tree.unflatten(treedef, out)
+    return jax.tree.unflatten(treedef, out), specs
 
 
 def _is_array(x: Any) -> bool:
@@ -149,14 +161,9 @@ class _Observer:
 
     def __call__(self, call: bx.ModuleCall, proceed):
         site = len(self.calls)
-        record = Call(
-            module=call.module,
-            method=call.method,
-            caller=call.caller,
-            inputs=_array_specs((call.args, call.kwargs)),
-        )
+        (args, kwargs), inputs = _tag_arrays((call.args, call.kwargs), site, "in", self.id)
+        record = Call(module=call.module, method=call.method, caller=call.caller, inputs=inputs)
         self.calls.append(record)
-        args, kwargs = _map_arrays((call.args, call.kwargs), lambda i, x: tag(x, site, "in", i, self.id))
         try:
             out = proceed(call.params, *args, **kwargs)
         except BaseException as e:
@@ -164,11 +171,9 @@ class _Observer:
                 self.failure = (record, e)
             raise
         if isinstance(out, tuple) and len(out) == 2 and _is_params(out[1]):
-            value = _map_arrays(out[0], lambda i, x: tag(x, site, "out", i, self.id))
-            record.outputs = _array_specs(value)
+            value, record.outputs = _tag_arrays(out[0], site, "out", self.id)
             return value, out[1]
-        out = _map_arrays(out, lambda i, x: tag(x, site, "out", i, self.id))
-        record.outputs = _array_specs(out)
+        out, record.outputs = _tag_arrays(out, site, "out", self.id)
         return out
 
 
@@ -177,13 +182,34 @@ def abstractify(tree: Any) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
 
 
-def run_observed(fn, *args: Any, what: str = "the forward pass") -> tuple[Any, _Observer]:
+class _FailureWatch:
+    """Remembers the innermost module call that raised (a ``bx.observe_calls`` observer that adds no tags).
+
+    For traces only read for their shapes or FLOPs (the abstract init, the train step): the shapes of a
+    call's inputs are worked out only when it fails, and nothing is added to the program.
+    """
+
+    def __init__(self):
+        self.failure: tuple[Call, BaseException] | None = None
+
+    def __call__(self, call: bx.ModuleCall, proceed):
+        try:
+            return proceed(call.params, *call.args, **call.kwargs)
+        except BaseException as e:
+            if self.failure is None:  # the innermost module sees the exception first
+                inputs = _array_specs((call.args, call.kwargs))
+                self.failure = (Call(call.module, call.method, call.caller, inputs), e)
+            raise
+
+
+def run_observed(fn, *args: Any, what: str = "the forward pass", record: bool = True) -> tuple[Any, Any]:
     """Runs ``fn(*args)`` with module calls observed; model failures become InspectErrors.
 
-    The hook is restored in ``finally``, so it never outlives this call, even when the
-    user's code raises.
+    ``record=True`` records every call and tags its arrays (what the forward pass's report needs);
+    ``False`` only names the module that failed, at no cost per call. The hook is restored in
+    ``finally``, so it never outlives this call, even when the user's code raises.
     """
-    observer = _Observer()
+    observer = _Observer() if record else _FailureWatch()
     try:
         with bx.observe_calls(observer):
             return fn(*args), observer
