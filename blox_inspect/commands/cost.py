@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     elif fmt == "markdown":
         text = render_markdown(report, args.depth)
     else:
+
         color = args.output is None and result_stream().isatty()
         text = render_text(report, color=color, depth=args.depth)
     write_output(text, args.output)
