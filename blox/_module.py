@@ -403,6 +403,20 @@ def lead(v: Any, ndim: int) -> Any:
     return jnp.reshape(v, (1,) * (ndim - len(shape)) + shape)
 
 
+def add_lead(y: Any, b: Any) -> Any:
+    """``y + lead(b, y.ndim)``: a bias added over the trailing axes.
+
+    Arrays of one dtype and weak type go straight to ``lax.add``, the op ``+`` ends in (same program,
+    without ``jnp``'s promotion checks and jitted wrapper: per layer, in every trace of the model).
+    """
+    b = lead(b, jnp.ndim(y))
+    if isinstance(y, jax.Array) and isinstance(b, jax.Array):
+        ya, ba = y.aval, b.aval
+        if ya.dtype == ba.dtype and ya.weak_type == ba.weak_type:
+            return jax.lax.add(y, b)
+    return y + b
+
+
 def _dtype(d):
     try:
         return jnp.dtype(d)

@@ -31,6 +31,9 @@ def _sub_jaxprs(eqn: Any) -> list[Any]:
     return [open_jaxpr(j) for j in inner_jaxprs(eqn)]
 
 
+_NO_SUBS: list[Any] = []
+
+
 def _call_inputs(eqn: Any) -> list[Any]:
     # cond's first operand is the branch index, not a branch input.
     return list(eqn.invars[1:] if eqn.primitive.name == "cond" else eqn.invars)
@@ -45,8 +48,13 @@ class _Index:
         self.position: dict[Any, int] = {}  # inner invar -> its position in its jaxpr's invars
         self.owners: dict[Any, list[Any]] = {}  # inner invar -> equations that run its jaxpr
         self.tags: list[Any] = []
+        self._subs: dict[int, list[Any]] = {}  # id(eqn) -> its inner jaxprs, for eqns that have some
         self._done: set[int] = set()
         self._index(open_jaxpr(jaxpr))
+
+    def subs(self, eqn: Any) -> list[Any]:
+        """``_sub_jaxprs(eqn)`` of an indexed equation, worked out once."""
+        return self._subs.get(id(eqn), _NO_SUBS)
 
     def _index(self, j: Any) -> None:
         for eqn in j.eqns:
@@ -56,7 +64,10 @@ class _Index:
                 if eqn.params["trace"] == self.trace_id:
                     self.tags.append(eqn)
                 continue
-            for sub in _sub_jaxprs(eqn):
+            subs = _sub_jaxprs(eqn)
+            if subs:
+                self._subs[id(eqn)] = subs
+            for sub in subs:
                 for i, v in enumerate(sub.invars):
                     self.position[v] = i
                     self.owners.setdefault(v, []).append(eqn)
@@ -79,7 +90,7 @@ def compute_edges(trace: Trace, paths: list[str]) -> list[Edge]:
         ins = _call_inputs(eqn)
         i = index.position[v]
         # Matching arity maps positionally; otherwise an inner input may stand for any outer one.
-        subs = [s for s in _sub_jaxprs(eqn) if v in s.invars]
+        subs = [s for s in index.subs(eqn) if v in s.invars]
         if subs and len(subs[0].invars) == len(ins):
             return [ins[i]]
         return ins
@@ -115,7 +126,7 @@ def compute_edges(trace: Trace, paths: list[str]) -> list[Edge]:
                         continue
                     stack.append((eqn.invars[0], ctx))  # a stale tag from JAX's trace cache: see through it
                     continue
-                subs = [s for s in _sub_jaxprs(eqn) if len(s.outvars) == len(eqn.outvars)]
+                subs = [s for s in index.subs(eqn) if len(s.outvars) == len(eqn.outvars)]
                 if subs:
                     stack.extend((s.outvars[k], ctx + (eqn,)) for s in subs)
                 else:

@@ -8,6 +8,7 @@ that same jaxpr.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -165,8 +166,14 @@ def _tree_order(root: bx.Graph) -> list[bx.Graph]:
     return out
 
 
+_PLAIN = frozenset({int, float, str, bool, type(None)})
+
+
 def short(value: Any, limit: int = 48) -> str:
     """A constructor argument as a short string: modules as their path, functions by name."""
+    if type(value) in _PLAIN:  # most arguments are ints, floats, strings: skip the checks below
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
     if isinstance(value, bx.Module):
         return value.scope_name
     if isinstance(value, (list, tuple)):
@@ -189,20 +196,25 @@ def _config(module: bx.Module) -> dict[str, str]:
 
 def _param_infos(params: bx.Params) -> list[ParamInfo]:
     out = []
+    dtypes: dict[Any, tuple[str, int]] = {}  # dtype -> (name, bytes per element), worked out once each
     for path, p in params.items():
         v = p.value
-        size = int(np.prod(v.shape)) if v.shape else 1
+        shape = [int(d) for d in v.shape]
+        size = math.prod(shape)
+        known = dtypes.get(v.dtype)
+        if known is None:
+            known = dtypes[v.dtype] = (str(v.dtype), array_bytes((), v.dtype))
         out.append(
             ParamInfo(
                 path=path_str(path),
                 module=path_str(path[:-1]),
                 name=path[-1],
-                shape=[int(d) for d in v.shape],
-                dtype=str(v.dtype),
+                shape=shape,
+                dtype=known[0],
                 size=size,
-                bytes=array_bytes(v.shape, v.dtype),
+                bytes=size * known[1],
                 trainable=p.trainable,
-                metadata={k: short(m) for k, m in (p.metadata or {}).items()},
+                metadata={k: short(m) for k, m in p.metadata.items()} if p.metadata else {},
             )
         )
     return out
@@ -219,15 +231,16 @@ def _build_report(loaded: LoadedModel, params: bx.Params, trace: Trace) -> Repor
     infos: dict[str, ModuleInfo] = {}
     bound: dict[tuple, str] = {}
     order: list[ModuleInfo] = []
+    depths: dict[int, int] = {}  # id(node) -> its depth, for bound nodes (parents come first in tree order)
     for node in nodes:
         path = node.path
         parent, depth = None, 0
         up = node.parent
-        while up is not None:
-            if up.module is not None:
-                parent = up.path_str if parent is None else parent
-                depth += 1
+        while up is not None and up.module is None:  # plain graph nodes (folders) add no level
             up = up.parent
+        if up is not None:
+            parent, depth = up.path_str, depths[id(up)] + 1
+        depths[id(node)] = depth
         info = ModuleInfo(
             path=node.path_str,
             path_tuple=list(path),
@@ -270,14 +283,14 @@ def _build_report(loaded: LoadedModel, params: bx.Params, trace: Trace) -> Repor
     # Params: own, then subtree sums in one bottom-up pass (reverse tree order).
     pinfos = _param_infos(params)
     totals = Totals()
-    for p in pinfos:
+    for key, p in zip(params.keys(), pinfos):
         totals.params += p.size
         totals.param_bytes += p.bytes
         if p.trainable:
             totals.trainable_params += p.size
         totals.params_by_dtype[p.dtype] = totals.params_by_dtype.get(p.dtype, 0) + p.size
         totals.bytes_by_dtype[p.dtype] = totals.bytes_by_dtype.get(p.dtype, 0) + p.bytes
-        owner = _owner(params_path_tuple(p), bound)
+        owner = _owner(key[:-1], bound)  # the module's path: what params_path_tuple(p) parses back
         if owner is None:
             continue
         m = infos[owner]

@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from blox_inspect.report._json import dumps, plain
+
 SCHEMA_VERSION = 1
 
 
@@ -155,10 +157,10 @@ class Report:
 
     # --- serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        return plain(self)  # no deep copies: reports of 70B models have 10^4 rows
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
@@ -182,17 +184,6 @@ class Report:
             f"<Report {self.model!r}: {len(self.modules)} modules, {t.params:,} params, "
             f"{t.flops:,} FLOPs; render with blox_inspect.render(report)>"
         )
-
-
-def _plain(value: Any) -> Any:
-    """Like ``dataclasses.asdict`` without its deep copies (reports of 70B models have 10^4 rows)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def _build(tp: Any, value: Any) -> Any:
