@@ -121,29 +121,6 @@ def scope_for(path: Path, caller_path: Path | None) -> str:
     return path_str(path)
 
 
-def _call_module(module: Module, method: Callable, params: Params, args: tuple, kwargs: dict):
-    """Runs one module method inside its named scope, through the observers of this context."""
-    state = _CALLS.get()
-    if any(m is module for m in state.stack):
-        # A subclass calling super().__call__, or a module calling its own method: one call.
-        return method(module, params, *args, **kwargs)
-    caller = state.stack[-1] if state.stack else None
-    scope = scope_for(module.path, None if caller is None else caller.path)
-
-    def run(params, *args, **kwargs):
-        token = _CALLS.set(_CallState(state.observers, state.stack + (module,)))
-        try:
-            with jax.named_scope(scope):
-                return method(module, params, *args, **kwargs)
-        finally:
-            _CALLS.reset(token)
-
-    proceed = run
-    for observer in reversed(state.observers):
-        proceed = _bind_observer(observer, module, method.__name__, caller, proceed)
-    return proceed(params, *args, **kwargs)
-
-
 def _bind_observer(observer, module, method_name, caller, proceed):
     def observed(params, *args, **kwargs):
         return observer(ModuleCall(module, method_name, caller, params, args, kwargs), proceed)
@@ -152,9 +129,38 @@ def _bind_observer(observer, module, method_name, caller, proceed):
 
 
 def _scoped(method: Callable) -> Callable:
+    """``method`` run inside its module's named scope, through the observers of this context.
+
+    Every module call nests its frames in the one around it, so a deep model meets Python's recursion
+    limit: the whole call is this one wrapper, and the first observer is called directly (its
+    ``proceed`` runs the others), leaving one frame per observer and two for the call itself.
+    """
+    method_name = method.__name__
+
     @functools.wraps(method)
     def wrapper(self, params, *args, **kwargs):
-        return _call_module(self, method, params, args, kwargs)
+        state = _CALLS.get()
+        if any(m is self for m in state.stack):
+            # A subclass calling super().__call__, or a module calling its own method: one call.
+            return method(self, params, *args, **kwargs)
+        caller = state.stack[-1] if state.stack else None
+        scope = scope_for(self.path, None if caller is None else caller.path)
+
+        def run(params, *args, **kwargs):
+            token = _CALLS.set(_CallState(state.observers, state.stack + (self,)))
+            try:
+                with jax.named_scope(scope):
+                    return method(self, params, *args, **kwargs)
+            finally:
+                _CALLS.reset(token)
+
+        observers = state.observers
+        if not observers:
+            return run(params, *args, **kwargs)
+        proceed = run
+        for observer in reversed(observers[1:]):
+            proceed = _bind_observer(observer, self, method_name, caller, proceed)
+        return observers[0](ModuleCall(self, method_name, caller, params, args, kwargs), proceed)
 
     wrapper.__blox_scoped__ = True  # type: ignore[attr-defined]
     return wrapper

@@ -50,3 +50,20 @@ def build_deep_1k():
 
 
 build = build_1k
+
+
+def nested(levels: int):
+    """``levels`` ``bx.Sequential`` modules nested one in the next, each holding a ``bx.Linear(1)`` first."""
+    g = bx.Graph("net")
+    rng = bx.Rng(g / "rng")
+    nodes = [g / "n0"]
+    for i in range(1, levels):
+        nodes.append(nodes[-1] / f"n{i}")
+    inner = bx.Sequential(nodes[-1], [bx.Linear(nodes[-1] / "l", 1, rng)])
+    for node in reversed(nodes[:-1]):
+        inner = bx.Sequential(node, [bx.Linear(node / "l", 1, rng), inner])
+    return inner, (jnp.ones((1, 1)),)
+
+
+def build_nested_100():
+    return nested(100)
