@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from ._errors import ShapeError
 from ._graph import Graph
 from ._linear import kernel_and_bias
-from ._module import Module, lead
+from ._module import Module, add_lead
 from ._params import Params
 from ._paths import path_str
 
@@ -222,7 +222,7 @@ class _ConvBase(Module):
 
     def _finish(self, y: jax.Array, bias: jax.Array | None, batch: tuple[int, ...]) -> jax.Array:
         if bias is not None:
-            y = y + lead(bias, y.ndim)
+            y = add_lead(y, bias)
         return jnp.reshape(y, batch + y.shape[1:])
 
 

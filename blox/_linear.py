@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from ._errors import ShapeError
 from ._graph import Graph
-from ._module import Module, lead
+from ._module import Module, add_lead
 from ._params import Params
 from ._paths import path_str
 
@@ -96,7 +96,7 @@ class Linear(Module):
         kernel, bias, params = kernel_and_bias(self, params, (x.shape[-1], size))
         y = jnp.matmul(x, kernel, precision=self.precision)
         if bias is not None:
-            y = y + lead(bias, y.ndim)
+            y = add_lead(y, bias)
         return y, params
 
 

@@ -35,6 +35,14 @@ def path_str(path: Path) -> str:
     """
     if len(path) == 1 and not path[0]:
         return EMPTY_NAME
+    try:
+        joined = "/".join(path)
+    except TypeError:  # a name that is not a str: let _escape say so, as it always has
+        joined = None
+    # Most names hold neither separator nor backslash: then the plain join is the answer (this runs
+    # for every module call and every flatten of Params, so it is worth skipping the escapes).
+    if joined is not None and "\\" not in joined and joined.count("/") == len(path) - 1:
+        return joined
     return "/".join(_escape(n) for n in path)
 
 

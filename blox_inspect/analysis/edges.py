@@ -44,6 +44,9 @@ def _sub_jaxprs(eqn: Any) -> list[Any]:
     return [open_jaxpr(j) for j in inner_jaxprs(eqn)]
 
 
+_NO_SUBS: list[Any] = []
+
+
 def _call_inputs(eqn: Any) -> list[Any]:
     # cond's first operand is the branch index, not a branch input.
     return list(eqn.invars[1:] if eqn.primitive.name == "cond" else eqn.invars)
@@ -59,8 +62,13 @@ class _Index:
         self.owners: dict[Any, list[Any]] = {}  # inner invar -> equations that run its jaxpr
         self.tags: list[Any] = []
         self.order: dict[int, int] = {}  # id(eqn) -> its position in program order (merge numbering)
+        self._subs: dict[int, list[Any]] = {}  # id(eqn) -> its inner jaxprs, for eqns that have some
         self._done: set[int] = set()
         self._index(open_jaxpr(jaxpr))
+
+    def subs(self, eqn: Any) -> list[Any]:
+        """``_sub_jaxprs(eqn)`` of an indexed equation, worked out once."""
+        return self._subs.get(id(eqn), _NO_SUBS)
 
     def _index(self, j: Any) -> None:
         for eqn in j.eqns:
@@ -71,7 +79,10 @@ class _Index:
                 if eqn.params["trace"] == self.trace_id:
                     self.tags.append(eqn)
                 continue
-            for sub in _sub_jaxprs(eqn):
+            subs = _sub_jaxprs(eqn)
+            if subs:
+                self._subs[id(eqn)] = subs
+            for sub in subs:
                 for i, v in enumerate(sub.invars):
                     self.position[v] = i
                     self.owners.setdefault(v, []).append(eqn)
@@ -103,7 +114,7 @@ def compute_flow(trace: Trace, paths: list[str]) -> tuple[list[Edge], list[Merge
         ins = _call_inputs(eqn)
         i = index.position[v]
         # Matching arity maps positionally; otherwise an inner input may stand for any outer one.
-        subs = [s for s in _sub_jaxprs(eqn) if v in s.invars]
+        subs = [s for s in index.subs(eqn) if v in s.invars]
         if subs and len(subs[0].invars) == len(ins):
             return [ins[i]]
         return ins
@@ -161,7 +172,7 @@ def compute_flow(trace: Trace, paths: list[str]) -> tuple[list[Edge], list[Merge
                         continue
                     stack.append((eqn.invars[0], ctx))  # a stale tag from JAX's trace cache: see through it
                     continue
-                subs = [s for s in _sub_jaxprs(eqn) if len(s.outvars) == len(eqn.outvars)]
+                subs = [s for s in index.subs(eqn) if len(s.outvars) == len(eqn.outvars)]
                 if subs:
                     stack.extend((s.outvars[k], ctx + (eqn,)) for s in subs)
                     continue

@@ -148,7 +148,10 @@ def _sibling_flow(report: Report, index: ModuleIndex) -> set[tuple[str, str]]:
 
 def _numbered(index: ModuleIndex, path: str) -> str | None:
     """The name's prefix before a trailing number (``'block'`` for ``block3``, ``''`` for ``3``), or None."""
-    found = _NUMBERED.fullmatch(index.by_path[path].path_tuple[-1])
+    names = index.by_path[path].path_tuple
+    if not names:  # a checkpoint's unnamed root
+        return None
+    found = _NUMBERED.fullmatch(names[-1])
     return found.group(1) if found else None
 
 

@@ -25,13 +25,17 @@ def open_jaxpr(j: Any) -> Any:
     return j.jaxpr if isinstance(j, jcore.ClosedJaxpr) else j
 
 
+_JAXPRS = (jcore.Jaxpr, jcore.ClosedJaxpr)
+
+
 def inner_jaxprs(eqn: Any) -> list[Any]:
     """Every jaxpr an equation holds in its params (scan/while bodies, cond branches, call bodies), as given."""
     found = []
-    for value in eqn.params.values():
-        for v in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(v, (jcore.Jaxpr, jcore.ClosedJaxpr)):
-                found.append(v)
+    for value in eqn.params.values():  # every walk asks this of every equation: keep it lean
+        if isinstance(value, _JAXPRS):
+            found.append(value)
+        elif isinstance(value, (tuple, list)):
+            found.extend(v for v in value if isinstance(v, _JAXPRS))
     return found
 
 

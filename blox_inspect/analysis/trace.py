@@ -73,16 +73,28 @@ def tag(x: Any, site: int, kind: str, index: int, trace: int = 0) -> Any:
     return tag_p.bind(x, site=site, kind=kind, index=index, trace=trace)
 
 
+# Per-dtype answers, worked out once: the observer asks them for every array of every module call.
+_EXTENDED: dict[Any, bool] = {}
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
 def _taggable(x: Any) -> bool:
     dtype = getattr(x, "dtype", None)
     if dtype is None or not isinstance(x, jax.Array):
         return False
-    # Typed PRNG keys have extended dtypes; leave them alone.
-    return not jax.dtypes.issubdtype(dtype, jax.dtypes.extended)
+    extended = _EXTENDED.get(dtype)
+    if extended is None:
+        # Typed PRNG keys have extended dtypes; leave them alone.
+        extended = _EXTENDED[dtype] = bool(jax.dtypes.issubdtype(dtype, jax.dtypes.extended))
+    return not extended
 
 
 def spec_of(x: Any) -> TensorSpec:
-    return TensorSpec(shape=[int(d) for d in np.shape(x)], dtype=str(x.dtype))
+    dtype = x.dtype
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype)
+    return TensorSpec(shape=[int(d) for d in np.shape(x)], dtype=name)
 
 
 # --- recording -----------------------------------------------------------------
@@ -140,19 +152,19 @@ def _is_params(x: Any) -> bool:
     return isinstance(x, bx.Params)
 
 
-def _map_arrays(tree: Any, fn) -> Any:
-    """Applies ``fn(i, leaf)`` to every taggable array leaf (Params are skipped)."""
+def _tag_arrays(tree: Any, site: int, kind: str, trace: int) -> tuple[Any, list[TensorSpec]]:
+    """Tags every taggable array leaf (Params are skipped); returns the new tree and every array's spec."""
     leaves, treedef = jax.tree.flatten(tree, is_leaf=_is_params)
-    count = 0
+    specs: list[TensorSpec] = []
     out = []
     for leaf in leaves:
         if _is_array(leaf):
             # Indices count every array (PRNG keys too) so they match the recorded specs.
-            out.append(fn(count, leaf) if _taggable(leaf) else leaf)
-            count += 1
+            out.append(tag(leaf, site, kind, len(specs), trace) if _taggable(leaf) else leaf)
+            specs.append(spec_of(leaf))
         else:
             out.append(leaf)
-    return jax.tree.unflatten(treedef, out)
+    return jax.tree.unflatten(treedef, out), specs
 
 
 def _is_array(x: Any) -> bool:
@@ -189,14 +201,9 @@ class _Observer:
             self.stack.pop()
 
     def _tagged(self, call: bx.ModuleCall, proceed, site: int):
-        record = Call(
-            module=call.module,
-            method=call.method,
-            caller=call.caller,
-            inputs=_array_specs((call.args, call.kwargs)),
-        )
+        (args, kwargs), inputs = _tag_arrays((call.args, call.kwargs), site, "in", self.id)
+        record = Call(module=call.module, method=call.method, caller=call.caller, inputs=inputs)
         self.calls.append(record)
-        args, kwargs = _map_arrays((call.args, call.kwargs), lambda i, x: tag(x, site, "in", i, self.id))
         try:
             out = proceed(call.params, *args, **kwargs)
         except BaseException as e:
@@ -204,11 +211,9 @@ class _Observer:
                 self.failure = (record, e)
             raise
         if isinstance(out, tuple) and len(out) == 2 and _is_params(out[1]):
-            value = _map_arrays(out[0], lambda i, x: tag(x, site, "out", i, self.id))
-            record.outputs = _array_specs(value)
+            value, record.outputs = _tag_arrays(out[0], site, "out", self.id)
             return value, out[1]
-        out = _map_arrays(out, lambda i, x: tag(x, site, "out", i, self.id))
-        record.outputs = _array_specs(out)
+        out, record.outputs = _tag_arrays(out, site, "out", self.id)
         return out
 
 
@@ -217,6 +222,34 @@ def abstractify(tree: Any) -> Any:
     return jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, weak_type=bool(getattr(x, "weak_type", False))), tree
     )
+
+
+class _FailureWatch:
+    """Remembers the innermost module call that raised (a ``bx.observe_calls`` observer that adds no tags).
+
+    For traces only read for their shapes or FLOPs (the abstract init, the train step): the shapes of a
+    call's inputs are worked out only when it fails, and nothing is added to the program. ``stack`` names
+    the modules running now, for warnings.
+    """
+
+    def __init__(self):
+        self.failure: tuple[Call, BaseException] | None = None
+        self.calls: list[Call] = []  # none recorded
+        self.called: set[str] = set()  # the scope of every module that ran (the dead-module check reads it)
+        self.stack: list[str] = []
+
+    def __call__(self, call: bx.ModuleCall, proceed):
+        self.called.add(call.module.scope_name)
+        self.stack.append(call.module.scope_name)
+        try:
+            return proceed(call.params, *call.args, **call.kwargs)
+        except BaseException as e:
+            if self.failure is None:  # the innermost module sees the exception first
+                inputs = _array_specs((call.args, call.kwargs))
+                self.failure = (Call(call.module, call.method, call.caller, inputs), e)
+            raise
+        finally:
+            self.stack.pop()
 
 
 # Float64 requested with x64 off: JAX warns and truncates. The warning names no module; the
@@ -244,13 +277,14 @@ class Traces:
         self._params = None if params is None else abstractify(params)
         self._cache: dict[str, Any] = {}
 
-    def run(self, fn, *args: Any, what: str = "the forward pass") -> tuple[Any, _Observer]:
+    def run(self, fn, *args: Any, what: str = "the forward pass", record: bool = True) -> tuple[Any, Any]:
         """Runs ``fn(*args)`` with module calls observed; model failures become InspectErrors.
 
-        The hook is restored in ``finally``, so it never outlives this call, even when the
-        user's code raises.
+        ``record=True`` records every call and tags its arrays (what the forward pass's report needs);
+        ``False`` only names the module that failed, at no cost per call. The hook is restored in
+        ``finally``, so it never outlives this call, even when the user's code raises.
         """
-        observer = _Observer()
+        observer = _Observer() if record else _FailureWatch()
         shown = warnings.showwarning
 
         def hook(message, category, filename, lineno, file=None, line=None):
@@ -271,13 +305,16 @@ class Traces:
             raise _model_error(observer.failure, e, what) from e
         finally:
             self.called.update(c.module.scope_name for c in observer.calls)
+            self.called.update(getattr(observer, "called", ()))
 
     @property
     def params(self) -> bx.Params:
         """Abstract Params (``jax.ShapeDtypeStruct`` values)."""
         if self._params is None:
             # Init runs the model too: its failures get the same module-level message.
-            params, _ = self.run(self.loaded.abstract_params, self.seed, what="the model's init (abstract)")
+            params, _ = self.run(
+                self.loaded.abstract_params, self.seed, what="the model's init (abstract)", record=False
+            )
             self._params = abstractify(params)
         return self._params
 
@@ -295,7 +332,7 @@ class Traces:
 
             ts = make_train_step(self.loaded)
             args = ts.abstract_args(self.loaded, self.params)
-            self._cache["train_step"], _ = self.run(ts.jitted().trace, *args, what="the train step")
+            self._cache["train_step"], _ = self.run(ts.jitted().trace, *args, what="the train step", record=False)
         return self._cache["train_step"]
 
     def _trace_forward(self) -> Trace:

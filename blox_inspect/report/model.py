@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blox_inspect.common.display import rich_display
+from blox_inspect.report._json import dumps, plain
 
 # 2: RNG state (the seed and counter of each bx.Rng) is counted apart from params: ``totals.rng_state``,
 # ``ParamInfo.rng_state``; ``totals.params`` is the published parameter count. Version 1 still loads.
@@ -176,10 +177,10 @@ class Report:
 
     # --- serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        return plain(self)  # no deep copies: reports of 70B models have 10^4 rows
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
@@ -210,17 +211,6 @@ class Report:
 
     def _repr_markdown_(self) -> str:
         return rich_display(self, "markdown")
-
-
-def _plain(value: Any) -> Any:
-    """Like ``dataclasses.asdict`` without its deep copies (reports of 70B models have 10^4 rows)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def _build(tp: Any, value: Any) -> Any:

@@ -15,7 +15,8 @@ from typing import Any
 
 from blox_inspect.common.display import rich_display
 from blox_inspect.common.errors import InspectError
-from blox_inspect.report.model import Report, _build, _plain
+from blox_inspect.report._json import plain as _plain
+from blox_inspect.report.model import Report, _build
 
 PROFILE_SCHEMA_VERSION = 1
 OUTSIDE = "(outside modules)"

@@ -93,6 +93,65 @@ def test_init_draws_its_key_from_the_rng():
     assert int(rng.get_counter(params)) == 1
 
 
+def test_initializers_traced_inside_jit_give_the_eager_values():
+    # Inside a trace blox calls initializers through a cached jax.jit: the values must not change.
+    graph = bx.Graph("net")
+    rng = bx.Rng(graph / "rng")
+    layers = [bx.Linear(graph / f"l{i}", 3, rng) for i in range(3)]
+    model = bx.Sequential(graph / "seq", layers)
+
+    def init(x):
+        return model(rng.seed(bx.Params(), 4), x)[1]
+
+    eager, jitted = init(jnp.ones((2, 5))), jax.jit(init)(jnp.ones((2, 5)))
+    base = jax.random.key(4)
+    for i in range(3):
+        kernel = jax.nn.initializers.lecun_normal()(jax.random.fold_in(base, 2 * i), (5 if i == 0 else 3, 3))
+        np.testing.assert_allclose(eager[f"net/l{i}/kernel"].value, kernel, rtol=1e-6)
+        np.testing.assert_allclose(jitted[f"net/l{i}/kernel"].value, kernel, rtol=1e-6)
+        np.testing.assert_array_equal(jitted[f"net/l{i}/bias"].value, np.zeros(3, np.float32))
+
+
+def test_a_traced_initializer_is_traced_once_per_shape_and_closures_keep_their_values():
+    calls = []
+
+    def counted(key, shape, dtype):
+        calls.append(shape)
+        return jax.random.normal(key, shape, dtype)
+
+    graph = bx.Graph("net")
+    rng = bx.Rng(graph / "rng")
+    same = [Scale(graph / f"s{i}", rng=rng, init=counted) for i in range(4)]
+    consts = [Scale(graph / f"c{i}", rng=rng, init=lambda k, s, d, v=float(i): jnp.full(s, v, d)) for i in range(3)]
+
+    def init(x):
+        params = rng.seed(bx.Params(), 0)
+        for m in same + consts:
+            x, params = m(params, x)
+        return params
+
+    params = jax.jit(init)(jnp.ones(2))
+    assert calls == [(2,)]  # four params of one shape: one trace of the initializer
+    for i in range(3):
+        np.testing.assert_array_equal(params[f"net/c{i}/s"].value, np.full(2, float(i), np.float32))
+
+
+class _UnhashableInit:
+    __hash__ = None  # a static jit argument must be hashable: this one is called directly
+
+    def __call__(self, key, shape, dtype):
+        return jax.random.uniform(key, shape, dtype)
+
+
+def test_an_unhashable_initializer_works_inside_a_trace():
+    graph = bx.Graph("net")
+    rng = bx.Rng(graph / "rng")
+    m = Scale(graph / "scale", rng=rng, init=_UnhashableInit())
+    _, params = jax.jit(lambda x: m(rng.seed(bx.Params(), 3), x))(jnp.ones(4))
+    expected = jax.random.uniform(jax.random.fold_in(jax.random.key(3), 0), (4,))
+    np.testing.assert_allclose(params["net/scale/s"].value, expected, rtol=1e-6)
+
+
 def test_set_param_keeps_flags_and_checks_shape():
     m = Scale(bx.Graph("net") / "scale")
     params = m.set_param(bx.Params(), "stat", jnp.zeros(2), trainable=False, metadata={"k": 1})

@@ -13,6 +13,9 @@ PATHS = st.lists(NAMES, max_size=5).map(tuple)
 @given(PATHS, PATHS)
 def test_every_tuple_of_strings_round_trips_and_has_its_own_string(a, b):
     assert bx.parse_path(bx.path_str(a)) == a
+    # The plain join path_str takes when no name needs escaping gives the escaped spelling.
+    escaped = "/".join(n.replace("\\", "\\\\").replace("/", "\\/") for n in a)
+    assert bx.path_str(a) == ("\\." if a == ("",) else escaped)
     # Round-tripping makes path_str injective: two paths share a string only if they are equal.
     assert (bx.path_str(a) == bx.path_str(b)) == (a == b)
 
