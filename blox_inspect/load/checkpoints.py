@@ -42,8 +42,11 @@ class CheckpointReader:
         self.file = os.fspath(file)
         try:
             self.header: CheckpointHeader = read_header(self.file)
-        except CheckpointError as e:  # its message names the file, what is wrong and what to pass
-            raise InspectError(str(e)) from e
+        except CheckpointError as e:  # its message names the file and what is wrong; add what to pass if it does not
+            message = str(e)
+            if "pass " not in message.lower():
+                message += " Pass a .safetensors file written by bx.save (or another safetensors writer)."
+            raise InspectError(message) from e
         self.tensors: dict[str, TensorInfo] = {}
         for t in self.header.tensors:
             key = path_str(t.path)

@@ -35,12 +35,11 @@ def _table(head: list[str], rows: list[tuple[str, list[str]]], right_from: int) 
 def render(report: Report, depth: int | None = None, fold: bool = True, times: dict | None = None, **_) -> str:
     """The summary as one HTML fragment: the module table (folded ×N runs), the totals and the notes.
 
-        Example:
-            >>> from blox_inspect.report.model import Report
-    from blox_inspect.report.profile import ProfileReport, Totals
-            >>> r = Report(model='<m>', root='net', inputs=[], kwargs={}, totals=Totals(params=3), modules=[], params=[])
-            >>> '&lt;m&gt;' in render(r) and '<table>' in render(r)
-            True
+    Example:
+        >>> from blox_inspect.report.model import Report, Totals
+        >>> r = Report(model='<m>', root='net', inputs=[], kwargs={}, totals=Totals(params=3), modules=[], params=[])
+        >>> '&lt;m&gt;' in render(r) and '<table>' in render(r)
+        True
     """
     shown = table_rows(report, depth, fold, blank_zeros=True, times=times)
     rows = [
