@@ -29,6 +29,10 @@ class BloxInspectApp(App):
 
     CSS_PATH = "blox.tcss"
     TITLE = "blox-inspect"
+    # Textual's command palette (ctrl+p) offered only Textual's own commands, and its option list raises
+    # KeyError when PageUp/PageDown arrives between a search refilling it and its next layout (issue #12).
+    # Every action of ours has a key, listed by ?, so the palette is off.
+    ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?", tooltip="this list of keys"),
         Binding("q", "quit", "Quit", tooltip="quit blox-inspect"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from textual import events
+from textual.keys import key_to_character
 from textual.widgets import DataTable, Static
 
 from blox_inspect.tui.screens import MainScreen
@@ -42,3 +44,12 @@ async def settle(pilot) -> None:
         if details.shown == cursor(app) and (row is None or details.shown_param == row):
             return
         await pilot.pause(0.01)
+
+
+def post_keys(app, *keys: str) -> None:
+    """Queues key presses without waiting for the app between them, as a fast typist or a paste does.
+
+    ``pilot.press`` lets the app go idle after every key, which hides races a real terminal hits.
+    """
+    for key in keys:
+        app.post_message(events.Key(key, key_to_character(key)))
