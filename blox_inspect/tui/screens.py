@@ -10,7 +10,7 @@ from textual import on, work
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane, Tabs
 
 from blox_inspect.tui.index import SORT_LABELS, SORTS, human, human_bytes
 from blox_inspect.tui.messages import ModuleChosen, ParamChosen
@@ -129,7 +129,11 @@ class MainScreen(SizeGuard, Screen):
     # --- messages ---------------------------------------------------------
     @on(ModuleChosen)
     def _module_chosen(self, message: ModuleChosen) -> None:
-        self.query_one(DetailPane).show_module(self.bapp.index.modules[message.path])
+        details = self.query_one(DetailPane)
+        details.show_module(self.bapp.index.modules[message.path])
+        table = details.query_one("#param-table", DataTable)
+        if table.has_focus and not table.display:
+            self.tree.focus()  # the module owns no params: keys go back to the tree, not a hidden table
         if self.query_one(TabbedContent).active == "tab-program":
             self.show_program()
 
@@ -266,8 +270,8 @@ class DiffScreen(SizeGuard, Screen):
 
     def action_copy_path(self) -> None:
         table = self.query_one(DiffTable)
-        if not table.row_count:
-            return
+        if not table.is_valid_coordinate(table.cursor_coordinate):
+            return  # no rows (all hidden), or the cursor moved up from an empty table
         path = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         self.app.copy_to_clipboard(path)
         self.notify(f"copied {path}")

@@ -266,7 +266,8 @@ class DetailPane(VerticalScroll):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
-        path = event.row_key.value
+        # An arrow key in an emptied table moves its cursor to row -1, which Textual announces with no key.
+        path = event.row_key.value if event.row_key is not None else None
         # A highlight queued by an earlier module's table may arrive after the cursor moved on.
         if path is not None and self.app_data.index.params[path].module == self.shown:
             self.post_message(ParamChosen(path))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import unicodedata
 
 from rich.console import Console
 from textual import events
-from textual.keys import key_to_character
+from textual.keys import KEY_NAME_REPLACEMENTS, key_to_character
 from textual.widgets import DataTable, Static
 
 from blox_inspect.tui.screens import MainScreen
@@ -40,7 +41,8 @@ async def settle(pilot) -> None:
             return
         details = app.screen.query_one(DetailPane)
         table = app.screen.query_one("#param-table", DataTable)
-        row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
+        valid = table.is_valid_coordinate(table.cursor_coordinate)
+        row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if valid else None
         if details.shown == cursor(app) and (row is None or details.shown_param == row):
             return
         await pilot.pause(0.01)
@@ -53,3 +55,11 @@ def post_keys(app, *keys: str) -> None:
     """
     for key in keys:
         app.post_message(events.Key(key, key_to_character(key)))
+
+
+def key_name(ch: str) -> str:
+    """Textual's name for the key that types ``ch`` (``/`` -> ``slash``), as bindings spell it."""
+    if ch.isalnum():
+        return ch
+    name = unicodedata.name(ch).lower().replace("-", "_").replace(" ", "_")
+    return KEY_NAME_REPLACEMENTS.get(name, name)
