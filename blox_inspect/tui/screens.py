@@ -12,6 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane, Tabs
 
+from blox_inspect.common.text import visible
 from blox_inspect.tui.index import SORT_LABELS, SORTS, human, human_bytes
 from blox_inspect.tui.messages import ModuleChosen, ParamChosen
 from blox_inspect.tui.widgets import (
@@ -21,6 +22,7 @@ from blox_inspect.tui.widgets import (
     DiffTable,
     ModuleTree,
     ProgramPane,
+    safe,
     sorted_diff,
 )
 
@@ -86,7 +88,7 @@ class MainScreen(SizeGuard, Screen):
         yield Input(placeholder="fuzzy search module paths — Enter: go to tree, Esc: clear", id="search")
         banner = Static(id="banner")
         if app.mismatch:
-            banner.update(Text(f"✗ checkpoint does not match the model: {app.mismatch.summary()}", style="bold"))
+            banner.update(safe(f"✗ checkpoint does not match the model: {app.mismatch.summary()}", style="bold"))
         else:
             banner.display = False
         yield banner
@@ -181,7 +183,7 @@ class MainScreen(SizeGuard, Screen):
         by = "flops" if self.tree.sort == "flops" else "params"
         m = self.bapp.index.largest(by)
         self.tree.reveal(m.path)
-        self.notify(f"largest module by own {'FLOPs' if by == 'flops' else 'params'}: {m.path}")
+        self.notify(f"largest module by own {'FLOPs' if by == 'flops' else 'params'}: {visible(m.path)}", markup=False)
 
     def action_expand_all(self) -> None:
         n = self.tree.expand_everything()
@@ -192,8 +194,10 @@ class MainScreen(SizeGuard, Screen):
         self.tree.collapse_everything()
 
     def action_copy_path(self) -> None:
-        self.app.copy_to_clipboard(self.current)
-        self.notify(f"copied {self.current}")
+        # What is copied is what the screen shows: a name's control characters stay escaped.
+        path = visible(self.current)
+        self.app.copy_to_clipboard(path)
+        self.notify(f"copied {path}", markup=False)
 
     def action_toggle_program(self) -> None:
         tabs = self.query_one(TabbedContent)
@@ -252,9 +256,9 @@ class DiffScreen(SizeGuard, Screen):
         self.query_one("#diff-summary", Static).update(
             Text.assemble(
                 ("a: ", "bold"),
-                diff.a,
+                visible(diff.a),
                 ("   b: ", "bold"),
-                diff.b,
+                visible(diff.b),
                 "\n",
                 f"{len(diff.params)} paths: {counts or 'none'} · sort: {DIFF_SORT_LABELS[self.sort]}{hidden}",
             )
@@ -272,9 +276,9 @@ class DiffScreen(SizeGuard, Screen):
         table = self.query_one(DiffTable)
         if not table.is_valid_coordinate(table.cursor_coordinate):
             return  # no rows (all hidden), or the cursor moved up from an empty table
-        path = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        path = visible(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
         self.app.copy_to_clipboard(path)
-        self.notify(f"copied {path}")
+        self.notify(f"copied {path}", markup=False)
 
 
 def help_table(app_bindings: list) -> Table:

@@ -15,36 +15,72 @@ from textual.widgets.tree import TreeNode
 
 from blox_inspect.analysis.diff import CheckpointDiff, ParamDiff
 from blox_inspect.analysis.stats import ArrayStats, histogram_bars
+from blox_inspect.common.text import ellipsize, visible
 from blox_inspect.report.model import ModuleInfo, ParamInfo
 from blox_inspect.tui.index import ReportIndex, human, human_bytes, match_positions
 from blox_inspect.tui.messages import ModuleChosen, ParamChosen
 
 # Expanding everything stops adding nodes past this many, so a huge model stays responsive.
 EXPAND_ALL_LIMIT = 5000
+# Tree rows cut longer names in the middle, so a 300-character name leaves room for the numbers.
+NAME_WIDTH = 60
 # Params with more values than this get their statistics computed in a worker thread.
 SYNC_STATS_LIMIT = 1_000_000
+
+
+def safe(text: object, style: str = "") -> Text:
+    r"""Untrusted text (a name, a config, metadata) for a widget: control characters shown, never markup.
+
+    Example:
+        >>> safe('net/[bold red]x\x1b]52;c;Zm9v\x07').plain
+        'net/[bold red]x\\x1b]52;c;Zm9v\\x07'
+    """
+    return Text(visible(text), style=style)
+
+
+def safe_lines(lines: list[str], style: str = "") -> Text:
+    r"""Several untrusted strings, one a line (a line break inside one shows as ``\n``).
+
+    Example:
+        >>> safe_lines(['note = [/]', 'act = a\nb']).plain
+        'note = [/]\nact = a\\nb'
+    """
+    return Text("\n", style=style).join(safe(line, style) for line in lines)
+
+
+def _name(shown: str, matched: set[int], style: str) -> Text:
+    """A row's name, escaped character by character so search matches stay on the right characters."""
+    if not shown.strip():
+        return Text(repr(shown), style=style)  # a blank name still shows as something
+    if len(shown) > NAME_WIDTH:
+        return Text(ellipsize(visible(shown), NAME_WIDTH), style=style)  # the details show it whole
+    if not matched:
+        return safe(shown, style)
+    name = Text(style=style)
+    for i, ch in enumerate(shown):
+        name.append(visible(ch), "reverse" if i in matched else "")
+    return name
 
 
 def module_label(m: ModuleInfo, *, parent: str | None = None, marked: bool = False, query: str = "") -> Text:
     """One tree row: name, type, params and FLOPs (matches of the search query highlighted).
 
     The name is the path below ``parent``, so graph nodes that hold no module
-    (``h`` in ``transformer/h/0``) still show: the row reads ``h/0``.
+    (``h`` in ``transformer/h/0``) still show: the row reads ``h/0``. Names and
+    types are untrusted: control characters show as escapes (``\\x1b``).
     """
     shown = m.name or m.path or "·"
     if parent and m.path.startswith(parent + "/"):
         shown = m.path[len(parent) + 1 :]
     elif parent == "" and m.path:
         shown = m.path
-    name = Text(shown, style="bold" if m.children else "")
+    matched: set[int] = set()
     if query and m.path.endswith(shown):
         offset = len(m.path) - len(shown)
-        for i in match_positions(query, m.path):
-            if i >= offset:
-                name.stylize("reverse", i - offset, i - offset + 1)
-    text = Text.assemble(name)
+        matched = {i - offset for i in match_positions(query, m.path) if i >= offset}
+    text = Text.assemble(_name(shown, matched, "bold" if m.children else ""))  # the style stays on the name
     if m.type:
-        text.append(f"  {m.type}", style="cyan")
+        text.append(f"  {visible(m.type)}", style="cyan")
     if m.params:
         text.append(f"  {human(m.params)}", style="green")
     if m.flops:
@@ -211,9 +247,9 @@ class DetailPane(VerticalScroll):
         info = Table.grid(padding=(0, 2))
         info.add_column(style="bold", no_wrap=True)
         info.add_column()
-        title = Text(m.path or m.name, style="bold")
+        title = safe(m.path or m.name, style="bold")
         if m.type:
-            title.append(f"  {m.type}", style="cyan")
+            title.append(f"  {visible(m.type)}", style="cyan")
         info.add_row("module", title)
         total_p = report.totals.params or 0
         share = f"  ({m.params / total_p:.1%} of the model)" if total_p else ""
@@ -228,18 +264,18 @@ class DetailPane(VerticalScroll):
         if m.shared:
             info.add_row("shared", "called from more than one place; its params are counted once")
         if m.config:
-            info.add_row("config", "\n".join(f"{k} = {v}" for k, v in m.config.items()))
+            info.add_row("config", safe_lines([f"{k} = {v}" for k, v in m.config.items()]))
         for i, call in enumerate(m.call_info, 1):
             shapes = f"{', '.join(map(str, call.inputs)) or '()'} → {', '.join(map(str, call.outputs)) or '()'}"
             where = f"  from {call.caller}" if call.caller else ""
-            info.add_row(f"call {i}" if len(m.call_info) > 1 else "call", f"{call.method}: {shapes}{where}")
+            info.add_row(f"call {i}" if len(m.call_info) > 1 else "call", safe(f"{call.method}: {shapes}{where}"))
         if not m.call_info and report.notes:
-            info.add_row("note", "; ".join(report.notes))
+            info.add_row("note", safe("; ".join(report.notes)))
         problems = [(p.path, app.param_problem(p.path)) for p in index.own_params.get(m.path, [])]
         problems = [(p, why) for p, why in problems if why]
         if problems:
             info.add_row(
-                Text("mismatch", style="bold red"), Text("\n".join(f"{p}: {w}" for p, w in problems), style="red")
+                Text("mismatch", style="bold red"), safe_lines([f"{p}: {w}" for p, w in problems], style="red")
             )
         self.query_one("#module-info", Static).update(info)
 
@@ -248,14 +284,14 @@ class DetailPane(VerticalScroll):
         own = index.own_params.get(m.path, [])
         for p in own:
             meta = ", ".join(f"{k}={v}" for k, v in p.metadata.items())
-            name = Text(p.name, style="bold red" if app.param_problem(p.path) else "")
+            # Cells are Text: a plain string cell would be read as markup.
             table.add_row(
-                name,
+                safe(p.name, style="bold red" if app.param_problem(p.path) else ""),
                 "×".join(map(str, p.shape)) or "scalar",
-                p.dtype,
+                safe(p.dtype),
                 "yes" if p.trainable else "no",
                 human_bytes(p.bytes),
-                meta,
+                safe(meta),
                 key=p.path,
             )
         table.display = bool(own)
@@ -277,21 +313,22 @@ class DetailPane(VerticalScroll):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
-        grid.add_row("param", Text(p.path, style="bold"))
-        grid.add_row("shape", f"{p.dtype}[{','.join(map(str, p.shape))}]  {p.size:,} values, {human_bytes(p.bytes)}")
+        grid.add_row("param", safe(p.path, style="bold"))
+        shape = f"{p.dtype}[{','.join(map(str, p.shape))}]  {p.size:,} values, {human_bytes(p.bytes)}"
+        grid.add_row("shape", safe(shape))
         grid.add_row("trainable", "yes" if p.trainable else "no")
         for k, v in p.metadata.items():
-            grid.add_row(k, str(v))
+            grid.add_row(safe(k), safe(v))
         problem = app.param_problem(p.path)
         if problem:
-            grid.add_row(Text("mismatch", style="bold red"), Text(problem, style="red"))
+            grid.add_row(Text("mismatch", style="bold red"), safe(problem, style="red"))
         parts: list[Any] = [grid]
         self.shown_param = p.path
         stats, why = app.param_stats(p.path, compute=p.size <= SYNC_STATS_LIMIT)
         if stats is not None:
             parts.append(stats_table(stats))
         elif why:
-            parts.append(Text(why, style="dim"))
+            parts.append(safe(why, style="dim"))  # may quote names and dtypes
         else:
             parts.append(Text(f"reading {human_bytes(p.bytes)} and computing statistics …", style="dim"))
             self._compute_stats(p)
@@ -342,10 +379,10 @@ class ProgramPane(VerticalScroll):
         yield Log(id="program-log", auto_scroll=False)
 
     def show(self, title: str, lines: list[str]) -> None:
-        self.query_one("#program-title", Static).update(Text(title, style="bold"))
+        self.query_one("#program-title", Static).update(safe(title, style="bold"))
         log = self.query_one("#program-log", Log)
         log.clear()
-        log.write_lines(lines)
+        log.write_lines([visible(line) for line in lines])  # HLO/jaxpr text names modules: untrusted
         log.scroll_home(animate=False)
 
 
@@ -361,8 +398,8 @@ _STATUS_STYLE = {
 }
 
 
-def _shape(shape: list[int] | None, dtype: str | None) -> str:
-    return "–" if shape is None else f"{dtype}[{','.join(map(str, shape))}]"
+def _shape(shape: list[int] | None, dtype: str | None) -> Text:
+    return Text("–") if shape is None else safe(f"{dtype}[{','.join(map(str, shape))}]")
 
 
 def sorted_diff(diff: CheckpointDiff, sort: str, hide_unchanged: bool) -> list[ParamDiff]:
@@ -391,7 +428,7 @@ class DiffTable(DataTable):
         for p in rows:
             status = p.status if not p.nan_changed else f"{p.status} ({p.nan_changed} NaN/inf)"
             self.add_row(
-                p.path,
+                safe(p.path),  # Text, not str: a str cell is read as markup
                 Text(status, style=_STATUS_STYLE[p.status]),
                 _shape(p.shape_a, p.dtype_a),
                 _shape(p.shape_b, p.dtype_b),

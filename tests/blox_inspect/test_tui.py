@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from textual.widgets import DataTable, TabbedContent
-from tui_pilot import cursor, settle, text, tree
+from tui_pilot import cell, cursor, settle, text, tree
 from tui_reports import gpt_params, gpt_report
 
 import blox as bx
@@ -70,7 +70,7 @@ async def test_details_show_params_and_statistics(report):
         info = text(app.screen.query_one("#module-info"))
         assert "512 total, 512 own" in info and "(18.1% of the model)" in info
         table = app.screen.query_one("#param-table", DataTable)
-        assert table.row_count == 1 and table.get_row_at(0)[5] == "sharding=[None, 'model']"
+        assert table.row_count == 1 and cell(table, 0, 5) == "sharding=[None, 'model']"
         stats = text(app.screen.query_one("#param-stats"))
         ref = array_stats(np.asarray(params["gpt/embed/embedding"].value))
         assert f"mean       {ref.mean:.6g}   std {ref.std:.6g}" in stats
@@ -245,13 +245,13 @@ async def test_diff_mode_sorts_and_hides_unchanged(tmp_path, report):
         assert table.row_count == len(report.params)
         assert "2 changed" in text(app.screen.query_one("#diff-summary"))
         await pilot.press("u")
-        assert [table.get_row_at(i)[0] for i in range(table.row_count)] == ["gpt/head/bias", "gpt/head/kernel"]
+        assert [cell(table, i, 0) for i in range(table.row_count)] == ["gpt/head/bias", "gpt/head/kernel"]
         await pilot.press("s", "s")  # max |Δ|: bias moved by 1.0, kernel by 0.5 × its largest |value| (~0.03)
-        assert table.get_row_at(0)[0] == "gpt/head/bias"
-        assert float(table.get_row_at(0)[4]) == pytest.approx(1.0)
+        assert cell(table, 0, 0) == "gpt/head/bias"
+        assert float(cell(table, 0, 4)) == pytest.approx(1.0)
         await pilot.press("s")  # relative norm change: bias (values ~0.02) changes hugely, kernel by exactly 0.5
-        assert [table.get_row_at(i)[0] for i in range(2)] == ["gpt/head/bias", "gpt/head/kernel"]
-        assert table.get_row_at(1)[5] == "5.000e-01"
+        assert [cell(table, i, 0) for i in range(2)] == ["gpt/head/bias", "gpt/head/kernel"]
+        assert cell(table, 1, 5) == "5.000e-01"
         assert "sort: rel. Δ norm ↓" in text(app.screen.query_one("#diff-summary"))
         await pilot.press("y")
         assert app.clipboard == "gpt/head/bias"

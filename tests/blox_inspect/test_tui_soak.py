@@ -14,7 +14,7 @@ import pytest
 from safetensors.numpy import save_file
 from textual.command import CommandPalette
 from tui_pilot import cursor, key_name, post_keys, settle
-from tui_reports import gpt_params, gpt_report
+from tui_reports import HOSTILE_NAMES, gpt_params, gpt_report
 
 from blox_inspect.analysis.diff import diff_checkpoints
 from blox_inspect.load.checkpoints import CheckpointReader, report_from_checkpoint
@@ -92,6 +92,8 @@ def apps(tmp_path_factory):
     b = dict(a, **{"gpt/head/bias": a["gpt/head/bias"] + 1.0, "gpt/extra/w": np.ones(3, np.float32)})
     del b["gpt/embed/embedding"]
     b["gpt/head/kernel"] = np.zeros((8, 10), np.float32)  # another shape
+    for name in HOSTILE_NAMES:  # names with markup and control characters, in every screen's rows
+        b[f"gpt/{name}/w"] = np.ones(2, np.float32)
     save_file(a, str(tmp / "a.safetensors"))
     save_file(b, str(tmp / "b.safetensors"), metadata={"format": "np"})
     program = {m.path: [f"x{i}:f32[2,16,8] = add a b  " + "c " * 80 for i in range(3)] for m in report.modules}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import io
+import re
 import unicodedata
 
 from rich.console import Console
@@ -19,6 +21,11 @@ def text(widget: Static) -> str:
     console = Console(file=io.StringIO(), width=200, color_system=None)
     console.print(widget.content)
     return console.file.getvalue()
+
+
+def cell(table: DataTable, row: int, column: int) -> str:
+    """The text of one table cell (cells holding untrusted text are ``rich.text.Text``)."""
+    return str(table.get_row_at(row)[column])
 
 
 def tree(app) -> ModuleTree:
@@ -63,3 +70,25 @@ def key_name(ch: str) -> str:
         return ch
     name = unicodedata.name(ch).lower().replace("-", "_").replace(" ", "_")
     return KEY_NAME_REPLACEMENTS.get(name, name)
+
+
+_SVG_CELL_WIDTH = 12.2  # the x step of one terminal cell in Rich's SVG export
+_SVG_TEXT = re.compile(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', re.S)
+
+
+def screenshot_lines(app) -> tuple[str, list[str]]:
+    """The screen as Textual would draw it: ``(raw SVG, one string per screen row)``.
+
+    Control characters that reached the screen are still in the SVG, so a test can look for them.
+    """
+    svg = app.export_screenshot()
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for m in _SVG_TEXT.finditer(svg):
+        rows.setdefault(float(m.group(2)), []).append((float(m.group(1)), html.unescape(m.group(3))))
+    lines = []
+    for _, cells in sorted(rows.items()):
+        line = ""
+        for x, t in sorted(cells):
+            line = line.ljust(round(x / _SVG_CELL_WIDTH)) + t.replace("\xa0", " ").rstrip("\n")
+        lines.append(line.rstrip())
+    return svg, lines
