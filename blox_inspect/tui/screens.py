@@ -15,16 +15,9 @@ from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedCont
 from blox_inspect.common.text import visible
 from blox_inspect.tui.index import SORT_LABELS, SORTS, human, human_bytes
 from blox_inspect.tui.messages import ModuleChosen, ParamChosen
-from blox_inspect.tui.widgets import (
-    DIFF_SORT_LABELS,
-    DIFF_SORTS,
-    DetailPane,
-    DiffTable,
-    ModuleTree,
-    ProgramPane,
-    safe,
-    sorted_diff,
-)
+from blox_inspect.tui.text import safe
+from blox_inspect.tui.tree import ModuleTree
+from blox_inspect.tui.widgets import DIFF_SORT_LABELS, DIFF_SORTS, DetailPane, DiffTable, ProgramPane, sorted_diff
 
 MIN_WIDTH, MIN_HEIGHT = 60, 12
 TOO_SMALL = (
@@ -34,8 +27,9 @@ TOO_SMALL = (
 
 # Keys that belong to the widgets themselves (the tree, tables, tabs), listed on the help screen.
 NAVIGATION_KEYS = [
-    ("↑ ↓ / mouse wheel", "move through the tree or a table"),
-    ("→ ← / space / click", "expand or collapse the module under the cursor"),
+    ("↑ ↓ / j k / mouse wheel", "move through the tree or a table"),
+    ("→ ← / l h / space / click", "expand or collapse the module (or ×N row) under the cursor"),
+    ("gg / G, home / end", "go to the first / last row"),
     ("shift+←", "go to the parent module"),
     ("enter", "in the search box: go to the tree"),
     ("tab / shift+tab", "move between the tree, the params table and the program text"),
@@ -66,7 +60,7 @@ class MainScreen(SizeGuard, Screen):
         Binding("slash", "search", "Search", key_display="/", tooltip="filter the tree by fuzzy module path"),
         Binding("s", "cycle_sort", "Sort", tooltip="sort children: graph order → params → FLOPs"),
         Binding(
-            "g",
+            "L",
             "largest",
             "Largest",
             tooltip="jump to the module with the most own params (FLOPs when sorted by FLOPs)",
@@ -75,6 +69,7 @@ class MainScreen(SizeGuard, Screen):
         Binding("c", "collapse_all", "Collapse all", tooltip="collapse the tree to the top level"),
         Binding("y", "copy_path", "Copy path", tooltip="copy the selected module's path to the clipboard"),
         Binding("p", "toggle_program", "Program", tooltip="switch between details and the module's HLO/jaxpr"),
+        Binding("w", "toggle_wrap", "Wrap", tooltip="wrap long program lines, or scroll them sideways (← →)"),
         Binding("escape", "clear_search", "Clear search", show=False, tooltip="clear the search, show the whole tree"),
     ]
 
@@ -125,14 +120,13 @@ class MainScreen(SizeGuard, Screen):
 
     @property
     def current(self) -> str:
-        node = self.tree.cursor_node
-        return node.data if node is not None and node.data is not None else self.bapp.index.root.path
+        return self.tree.cursor_path
 
     # --- messages ---------------------------------------------------------
     @on(ModuleChosen)
     def _module_chosen(self, message: ModuleChosen) -> None:
         details = self.query_one(DetailPane)
-        details.show_module(self.bapp.index.modules[message.path])
+        details.show_module(self.bapp.index.modules[message.path], fold=message.fold)
         table = details.query_one("#param-table", DataTable)
         if table.has_focus and not table.display:
             self.tree.focus()  # the module owns no params: keys go back to the tree, not a hidden table
@@ -148,8 +142,7 @@ class MainScreen(SizeGuard, Screen):
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
-        self.tree.query = event.value.strip()
-        self.tree.rebuild()
+        self.tree.set_query(event.value.strip())
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self) -> None:
@@ -198,6 +191,10 @@ class MainScreen(SizeGuard, Screen):
         path = visible(self.current)
         self.app.copy_to_clipboard(path)
         self.notify(f"copied {path}", markup=False)
+
+    def action_toggle_wrap(self) -> None:
+        wrap = self.query_one(ProgramPane).toggle_wrap()
+        self.notify("program lines wrap" if wrap else "program lines scroll sideways (← → in the program text)")
 
     def action_toggle_program(self) -> None:
         tabs = self.query_one(TabbedContent)

@@ -83,10 +83,12 @@ async def test_model_browser_shows_hostile_text_escaped(files):
         screen = assert_safe(*screenshot_lines(app))
         assert visible(TITLE) in screen  # the header
         assert "✗ checkpoint does not match the model" in screen
-        assert f"layers = {HOSTILE_CONFIG}" in screen  # the root's config, not "layers = "
         for name in HOSTILE_NAMES:
             assert shown(name) in screen, name  # every tree row
         assert "Linear" + visible(OSC52) in screen
+        tree(app).reveal("net")
+        await settle(pilot)
+        assert f"layers = {HOSTILE_CONFIG}" in assert_safe(*screenshot_lines(app))  # not "layers = "
         for name in HOSTILE_NAMES:
             path = bx.path_str(("net", name))
             tree(app).reveal(path)

@@ -20,7 +20,8 @@ from blox_inspect.analysis.diff import diff_checkpoints
 from blox_inspect.load.checkpoints import CheckpointReader, report_from_checkpoint
 from blox_inspect.tui import make_app
 from blox_inspect.tui.screens import MainScreen
-from blox_inspect.tui.widgets import DetailPane, ModuleTree
+from blox_inspect.tui.tree import ModuleTree
+from blox_inspect.tui.widgets import DetailPane
 
 SIZE = (120, 40)
 SOAK_SIZE = (80, 24)  # small enough to render fast, large enough for the whole layout

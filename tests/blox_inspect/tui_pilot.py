@@ -13,7 +13,8 @@ from textual.keys import KEY_NAME_REPLACEMENTS, key_to_character
 from textual.widgets import DataTable, Static
 
 from blox_inspect.tui.screens import MainScreen
-from blox_inspect.tui.widgets import DetailPane, ModuleTree
+from blox_inspect.tui.tree import ModuleTree
+from blox_inspect.tui.widgets import DetailPane
 
 
 def text(widget: Static) -> str:
@@ -33,7 +34,8 @@ def tree(app) -> ModuleTree:
 
 
 def cursor(app) -> str:
-    return tree(app).cursor_node.data
+    """The module under the tree's cursor (a folded row's first block)."""
+    return tree(app).cursor_path
 
 
 async def settle(pilot) -> None:

@@ -124,10 +124,12 @@ class _Builder:
         )
 
 
-def gpt_report(n_layers: int = 2, d: int = 8, vocab: int = 64) -> Report:
+def gpt_report(n_layers: int = 2, d: int = 8, vocab: int = 64, block: str = "block_{}") -> Report:
     """A GPT-style model: embed, n_layers blocks (ln, attn q/k/v/o, ln, mlp up/down), head.
 
-    Each block adds 11 modules, so ``n_layers=910`` gives just over 10,000.
+    Each block adds 11 modules, so ``n_layers=910`` gives just over 10,000. Blocks named by number
+    alone (``block="{}"``) fold into one ×N row; ``block_0, block_1`` fold only where dataflow shows
+    each feeding the next, and these reports hold no dataflow.
     """
     b = _Builder()
     x = [_spec(BATCH, SEQ, d)]
@@ -145,7 +147,7 @@ def gpt_report(n_layers: int = 2, d: int = 8, vocab: int = 64) -> Report:
     b.param(emb, "embedding", (vocab, d), metadata={"sharding": [None, "model"]})
     b.module(("gpt", "blocks"), "Sequential", {}, x, x, caller="gpt")
     for i in range(n_layers):
-        blk = ("gpt", "blocks", f"block_{i}")
+        blk = ("gpt", "blocks", block.format(i))
         b.module(blk, "Block", {"d": d}, x, x, caller="gpt/blocks")
         b.norm(blk + ("ln1",), d)
         b.module(
@@ -224,3 +226,32 @@ def hostile_params(report: Report) -> bx.Params:
     for i, p in enumerate(report.params):
         data[bx.parse_path(p.path)] = bx.Param(np.full(p.shape, i, np.float32), p.trainable, p.metadata)
     return bx.Params(data).locked()
+
+
+def write_gpt2_checkpoint(file, n_layers: int = 12, d: int = 8, vocab: int = 50, ctx: int = 16) -> dict:
+    """A GPT-2-shaped checkpoint as Hugging Face names it (``wte.weight``, ``h.0.attn.c_attn.weight``),
+    written with the official safetensors library; returns the arrays by name."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    shapes = {"wte.weight": (vocab, d), "wpe.weight": (ctx, d)}
+    for i in range(n_layers):
+        for name, shape in [
+            ("ln_1.weight", (d,)),
+            ("ln_1.bias", (d,)),
+            ("attn.c_attn.weight", (d, 3 * d)),
+            ("attn.c_attn.bias", (3 * d,)),
+            ("attn.c_proj.weight", (d, d)),
+            ("attn.c_proj.bias", (d,)),
+            ("ln_2.weight", (d,)),
+            ("ln_2.bias", (d,)),
+            ("mlp.c_fc.weight", (d, 4 * d)),
+            ("mlp.c_fc.bias", (4 * d,)),
+            ("mlp.c_proj.weight", (4 * d, d)),
+            ("mlp.c_proj.bias", (d,)),
+        ]:
+            shapes[f"h.{i}.{name}"] = shape
+    shapes.update({"ln_f.weight": (d,), "ln_f.bias": (d,)})
+    arrays = {k: (rng.standard_normal(s) * 0.02).astype(np.float32) for k, s in shapes.items()}
+    save_file(arrays, str(file))
+    return arrays
