@@ -13,6 +13,7 @@ from textual.binding import Binding
 from blox_inspect.analysis.diff import CheckpointDiff
 from blox_inspect.analysis.program_text import hlo_lines_for
 from blox_inspect.analysis.stats import ArrayStats, array_stats
+from blox_inspect.common.text import visible
 from blox_inspect.load.checkpoints import CheckpointMismatch, CheckpointReader
 from blox_inspect.report.model import Report
 from blox_inspect.tui.index import ReportIndex
@@ -29,6 +30,10 @@ class BloxInspectApp(App):
 
     CSS_PATH = "blox.tcss"
     TITLE = "blox-inspect"
+    # Textual's command palette (ctrl+p) offered only Textual's own commands, and its option list raises
+    # KeyError when PageUp/PageDown arrives between a search refilling it and its next layout (issue #12).
+    # Every action of ours has a key, listed by ?, so the palette is off.
+    ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?", tooltip="this list of keys"),
         Binding("q", "quit", "Quit", tooltip="quit blox-inspect"),
@@ -57,7 +62,7 @@ class BloxInspectApp(App):
         self._read = _reader(params)
         self._stats_cache: dict[str, ArrayStats] = {}
         if title:
-            self.title = f"blox-inspect · {title}"
+            self.title = f"blox-inspect · {visible(title)}"  # a file name, maybe an attacker's
 
     def get_default_screen(self) -> MainScreen | DiffScreen:  # type: ignore[override]
         return DiffScreen() if self.diff is not None else MainScreen()
@@ -127,7 +132,8 @@ class BloxInspectApp(App):
                 self._program = dict(self._program())
             except Exception as e:
                 self._program = {}
-                self.call_from_thread(self.notify, f"tracing failed: {type(e).__name__}: {e}", severity="error")
+                message = visible(f"tracing failed: {type(e).__name__}: {e}")
+                self.call_from_thread(self.notify, message, severity="error", markup=False)
 
 
 def _reader(params: ParamValues | None) -> Callable[[str], Any] | None:

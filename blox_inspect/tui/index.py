@@ -1,4 +1,4 @@
-"""What the app asks of a Report, answered fast: lookups, child order, fuzzy search, largest module.
+"""What the app asks of a Report, answered fast: lookups, child order, folds, fuzzy search, largest module.
 
 Built once in O(modules + params) so a 10,000-module report opens instantly;
 everything here is plain Python, testable without a terminal.
@@ -7,9 +7,11 @@ everything here is plain Python, testable without a terminal.
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Iterable
 
 from blox._paths import parse_path
+from blox_inspect.analysis.folds import Fold, ModuleIndex, find_folds
 from blox_inspect.common.units import human, human_bytes  # noqa: F401 (the TUI formats through the one formatter)
 from blox_inspect.report.model import CallInfo, ModuleInfo, ParamInfo, Report
 
@@ -49,6 +51,16 @@ class ReportIndex:
         self.own_params: dict[str, list[ParamInfo]] = {}
         for p in report.params:
             self.own_params.setdefault(p.module, []).append(p)
+        # Runs of identical numbered blocks, keyed by every member: the diagram's folds (analysis/folds.py).
+        self.folds: dict[str, Fold] = {}
+        for fold in {id(f): f for f in find_folds(report, _fold_index(report)).values()}.values():
+            # A checkpoint lists h/10 before h/2 (its names sort as text): show the blocks by number.
+            members = sorted(fold.members, key=lambda p: int(_TRAILING_NUMBER.search(p).group()))
+            label = (
+                f"{_below(members[0], self.parent_of[members[0]])}..{_below(members[-1], self.parent_of[members[-1]])}"
+            )
+            numbered = Fold(members, label if members != fold.members else fold.label)
+            self.folds.update(dict.fromkeys(members, numbered))
 
     def children(self, path: str, sort: str = "graph") -> list[ModuleInfo]:
         kids = [self.modules[c] for c in self.modules[path].children if c in self.modules]
@@ -57,6 +69,36 @@ class ReportIndex:
         elif sort == "flops":
             kids.sort(key=lambda m: (-m.flops, self._order[m.path]))
         return kids
+
+    def items(self, path: str, sort: str = "graph") -> list[ModuleInfo | Fold]:
+        """The rows under ``path``: its children, each run of identical blocks as one :class:`Fold`.
+
+        A fold stands where its first block stands in graph order; when sorting, it counts as the
+        total of its blocks. Its members are :meth:`members`, always in graph order.
+        """
+        out: list[ModuleInfo | Fold] = []
+        for m in self.children(path):
+            fold = self.folds.get(m.path)
+            if fold is None:
+                out.append(m)
+            elif fold.rep == m.path:
+                out.append(fold)
+        if sort in ("params", "flops"):
+            out.sort(key=lambda item: (-self.total(item, sort), self._order[self.first(item).path]))
+        return out
+
+    def members(self, fold: Fold) -> list[ModuleInfo]:
+        return [self.modules[p] for p in fold.members]
+
+    def first(self, item: ModuleInfo | Fold) -> ModuleInfo:
+        """The module a row stands for: itself, or a fold's first block."""
+        return self.modules[item.rep] if isinstance(item, Fold) else item
+
+    def total(self, item: ModuleInfo | Fold, attr: str) -> int:
+        """``attr`` (``params``, ``flops``, ...) of a module, or summed over a fold's blocks."""
+        if isinstance(item, Fold):
+            return sum(getattr(self.modules[p], attr) for p in item.members)
+        return getattr(item, attr)
 
     def ancestors(self, path: str) -> list[str]:
         """Paths from the root down to ``path``'s parent."""
@@ -88,6 +130,21 @@ class ReportIndex:
             keep.add(p)
             keep.update(self.ancestors(p))
         return keep
+
+
+_TRAILING_NUMBER = re.compile(r"\d+$")
+
+
+def _below(path: str, parent: str) -> str:
+    return path[len(parent) + 1 :] if parent and path.startswith(parent + "/") else path
+
+
+def _fold_index(report: Report) -> ModuleIndex:
+    # A checkpoint's root (path "", no name) has nothing to fold with, and find_folds cannot read a name
+    # from an empty path: leave such roots out of the top level it scans.
+    index = ModuleIndex(report)
+    index.children[None] = [p for p in index.children[None] if index.by_path[p].path_tuple]
+    return index
 
 
 def _synthetic_root(report: Report, tops: list[str]) -> ModuleInfo:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from blox_inspect.analysis.folds import Fold
+
 
 class ModuleChosen(Message):
-    """The module tree's cursor moved to ``path``."""
+    """The module tree's cursor moved to ``path`` (on a folded ×N row: ``fold``, whose first block is ``path``)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fold: Fold | None = None) -> None:
         self.path = path
+        self.fold = fold
         super().__init__()
 
 

@@ -10,19 +10,14 @@ from textual import on, work
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane, Tabs
 
+from blox_inspect.common.text import visible
 from blox_inspect.tui.index import SORT_LABELS, SORTS, human, human_bytes
 from blox_inspect.tui.messages import ModuleChosen, ParamChosen
-from blox_inspect.tui.widgets import (
-    DIFF_SORT_LABELS,
-    DIFF_SORTS,
-    DetailPane,
-    DiffTable,
-    ModuleTree,
-    ProgramPane,
-    sorted_diff,
-)
+from blox_inspect.tui.text import safe
+from blox_inspect.tui.tree import ModuleTree
+from blox_inspect.tui.widgets import DIFF_SORT_LABELS, DIFF_SORTS, DetailPane, DiffTable, ProgramPane, sorted_diff
 
 MIN_WIDTH, MIN_HEIGHT = 60, 12
 TOO_SMALL = (
@@ -32,8 +27,9 @@ TOO_SMALL = (
 
 # Keys that belong to the widgets themselves (the tree, tables, tabs), listed on the help screen.
 NAVIGATION_KEYS = [
-    ("↑ ↓ / mouse wheel", "move through the tree or a table"),
-    ("→ ← / space / click", "expand or collapse the module under the cursor"),
+    ("↑ ↓ / j k / mouse wheel", "move through the tree or a table"),
+    ("→ ← / l h / space / click", "expand or collapse the module (or ×N row) under the cursor"),
+    ("gg / G, home / end", "go to the first / last row"),
     ("shift+←", "go to the parent module"),
     ("enter", "in the search box: go to the tree"),
     ("tab / shift+tab", "move between the tree, the params table and the program text"),
@@ -64,7 +60,7 @@ class MainScreen(SizeGuard, Screen):
         Binding("slash", "search", "Search", key_display="/", tooltip="filter the tree by fuzzy module path"),
         Binding("s", "cycle_sort", "Sort", tooltip="sort children: graph order → params → FLOPs"),
         Binding(
-            "g",
+            "L",
             "largest",
             "Largest",
             tooltip="jump to the module with the most own params (FLOPs when sorted by FLOPs)",
@@ -73,6 +69,7 @@ class MainScreen(SizeGuard, Screen):
         Binding("c", "collapse_all", "Collapse all", tooltip="collapse the tree to the top level"),
         Binding("y", "copy_path", "Copy path", tooltip="copy the selected module's path to the clipboard"),
         Binding("p", "toggle_program", "Program", tooltip="switch between details and the module's HLO/jaxpr"),
+        Binding("w", "toggle_wrap", "Wrap", tooltip="wrap long program lines, or scroll them sideways (← →)"),
         Binding("escape", "clear_search", "Clear search", show=False, tooltip="clear the search, show the whole tree"),
     ]
 
@@ -86,7 +83,7 @@ class MainScreen(SizeGuard, Screen):
         yield Input(placeholder="fuzzy search module paths — Enter: go to tree, Esc: clear", id="search")
         banner = Static(id="banner")
         if app.mismatch:
-            banner.update(Text(f"✗ checkpoint does not match the model: {app.mismatch.summary()}", style="bold"))
+            banner.update(safe(f"✗ checkpoint does not match the model: {app.mismatch.summary()}", style="bold"))
         else:
             banner.display = False
         yield banner
@@ -123,13 +120,16 @@ class MainScreen(SizeGuard, Screen):
 
     @property
     def current(self) -> str:
-        node = self.tree.cursor_node
-        return node.data if node is not None and node.data is not None else self.bapp.index.root.path
+        return self.tree.cursor_path
 
     # --- messages ---------------------------------------------------------
     @on(ModuleChosen)
     def _module_chosen(self, message: ModuleChosen) -> None:
-        self.query_one(DetailPane).show_module(self.bapp.index.modules[message.path])
+        details = self.query_one(DetailPane)
+        details.show_module(self.bapp.index.modules[message.path], fold=message.fold)
+        table = details.query_one("#param-table", DataTable)
+        if table.has_focus and not table.display:
+            self.tree.focus()  # the module owns no params: keys go back to the tree, not a hidden table
         if self.query_one(TabbedContent).active == "tab-program":
             self.show_program()
 
@@ -142,8 +142,7 @@ class MainScreen(SizeGuard, Screen):
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
-        self.tree.query = event.value.strip()
-        self.tree.rebuild()
+        self.tree.set_query(event.value.strip())
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self) -> None:
@@ -177,7 +176,7 @@ class MainScreen(SizeGuard, Screen):
         by = "flops" if self.tree.sort == "flops" else "params"
         m = self.bapp.index.largest(by)
         self.tree.reveal(m.path)
-        self.notify(f"largest module by own {'FLOPs' if by == 'flops' else 'params'}: {m.path}")
+        self.notify(f"largest module by own {'FLOPs' if by == 'flops' else 'params'}: {visible(m.path)}", markup=False)
 
     def action_expand_all(self) -> None:
         n = self.tree.expand_everything()
@@ -188,8 +187,14 @@ class MainScreen(SizeGuard, Screen):
         self.tree.collapse_everything()
 
     def action_copy_path(self) -> None:
-        self.app.copy_to_clipboard(self.current)
-        self.notify(f"copied {self.current}")
+        # What is copied is what the screen shows: a name's control characters stay escaped.
+        path = visible(self.current)
+        self.app.copy_to_clipboard(path)
+        self.notify(f"copied {path}", markup=False)
+
+    def action_toggle_wrap(self) -> None:
+        wrap = self.query_one(ProgramPane).toggle_wrap()
+        self.notify("program lines wrap" if wrap else "program lines scroll sideways (← → in the program text)")
 
     def action_toggle_program(self) -> None:
         tabs = self.query_one(TabbedContent)
@@ -248,9 +253,9 @@ class DiffScreen(SizeGuard, Screen):
         self.query_one("#diff-summary", Static).update(
             Text.assemble(
                 ("a: ", "bold"),
-                diff.a,
+                visible(diff.a),
                 ("   b: ", "bold"),
-                diff.b,
+                visible(diff.b),
                 "\n",
                 f"{len(diff.params)} paths: {counts or 'none'} · sort: {DIFF_SORT_LABELS[self.sort]}{hidden}",
             )
@@ -266,11 +271,11 @@ class DiffScreen(SizeGuard, Screen):
 
     def action_copy_path(self) -> None:
         table = self.query_one(DiffTable)
-        if not table.row_count:
-            return
-        path = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if not table.is_valid_coordinate(table.cursor_coordinate):
+            return  # no rows (all hidden), or the cursor moved up from an empty table
+        path = visible(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
         self.app.copy_to_clipboard(path)
-        self.notify(f"copied {path}")
+        self.notify(f"copied {path}", markup=False)
 
 
 def help_table(app_bindings: list) -> Table:

@@ -1,4 +1,4 @@
-"""The app's widgets: the lazy module tree, the detail pane, the program pane and the diff table."""
+"""The app's widgets beside the module tree (``tree.py``): the detail pane, the program pane and the diff table."""
 
 from __future__ import annotations
 
@@ -8,180 +8,27 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import work
-from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Log, Static, Tree
-from textual.widgets.tree import TreeNode
+from textual.widgets import DataTable, Log, Static
 
 from blox_inspect.analysis.diff import CheckpointDiff, ParamDiff
+from blox_inspect.analysis.folds import Fold
 from blox_inspect.analysis.stats import ArrayStats, histogram_bars
+from blox_inspect.common.text import visible
 from blox_inspect.report.model import ModuleInfo, ParamInfo
-from blox_inspect.tui.index import ReportIndex, human, human_bytes, match_positions
-from blox_inspect.tui.messages import ModuleChosen, ParamChosen
+from blox_inspect.tui.index import human, human_bytes
+from blox_inspect.tui.keys import VimG, vim_bindings
+from blox_inspect.tui.messages import ParamChosen
+from blox_inspect.tui.text import safe, safe_lines
 
-# Expanding everything stops adding nodes past this many, so a huge model stays responsive.
-EXPAND_ALL_LIMIT = 5000
 # Params with more values than this get their statistics computed in a worker thread.
 SYNC_STATS_LIMIT = 1_000_000
 
 
-def module_label(m: ModuleInfo, *, parent: str | None = None, marked: bool = False, query: str = "") -> Text:
-    """One tree row: name, type, params and FLOPs (matches of the search query highlighted).
+class ParamTable(VimG, DataTable):
+    """The selected module's own params, one row each."""
 
-    The name is the path below ``parent``, so graph nodes that hold no module
-    (``h`` in ``transformer/h/0``) still show: the row reads ``h/0``.
-    """
-    shown = m.name or m.path or "·"
-    if parent and m.path.startswith(parent + "/"):
-        shown = m.path[len(parent) + 1 :]
-    elif parent == "" and m.path:
-        shown = m.path
-    name = Text(shown, style="bold" if m.children else "")
-    if query and m.path.endswith(shown):
-        offset = len(m.path) - len(shown)
-        for i in match_positions(query, m.path):
-            if i >= offset:
-                name.stylize("reverse", i - offset, i - offset + 1)
-    text = Text.assemble(name)
-    if m.type:
-        text.append(f"  {m.type}", style="cyan")
-    if m.params:
-        text.append(f"  {human(m.params)}", style="green")
-    if m.flops:
-        text.append(f"  {human(m.flops, 'FLOP')}", style="magenta")
-    if marked:
-        text.append("  ✗", style="bold red")
-    return text
-
-
-class ModuleTree(Tree[str]):
-    """The module tree. Children are added only when their parent is first expanded."""
-
-    BINDINGS = [
-        Binding("right", "expand_or_enter", "Expand", show=False),
-        Binding("left", "collapse_or_parent", "Collapse", show=False),
-    ]
-
-    def __init__(self, index: ReportIndex, marked: set[str] | None = None, **kwargs: Any):
-        root = index.root
-        super().__init__(module_label(root, marked=root.path in (marked or ())), data=root.path, **kwargs)
-        self.index = index
-        self.marked = marked or set()
-        self.sort = "graph"
-        self.query = ""
-        self.nodes: dict[str, TreeNode[str]] = {}
-        self._loaded: set[str] = set()
-        self.guide_depth = 3
-
-    def on_mount(self) -> None:
-        self.rebuild()
-
-    # --- building ---------------------------------------------------------
-    def rebuild(self) -> None:
-        """Rebuilds from the root with the current sort and query, keeping the cursor's module."""
-        keep = self.cursor_node.data if self.cursor_node is not None else None
-        self.clear()
-        self.nodes = {self.index.root.path: self.root}
-        self._loaded = set()
-        self.root.data = self.index.root.path
-        if self.query:
-            self._build_filtered()
-        else:
-            self._populate(self.root)
-            self.root.expand()
-        if self.query:
-            # While searching, the best match is selected; with no match the cursor stays at the root.
-            keep = next(iter(self.index.search(self.query, 1)), self.index.root.path)
-        self.reveal(keep if keep in self.index.modules else self.index.root.path)
-
-    def _add(self, parent: TreeNode[str], m: ModuleInfo) -> TreeNode[str]:
-        node = parent.add(
-            module_label(m, parent=parent.data, marked=m.path in self.marked, query=self.query),
-            data=m.path,
-            allow_expand=bool(m.children),
-        )
-        self.nodes[m.path] = node
-        return node
-
-    def _populate(self, node: TreeNode[str]) -> None:
-        path = node.data
-        if path in self._loaded or self.query:
-            return
-        self._loaded.add(path)
-        for child in self.index.children(path, self.sort):
-            self._add(node, child)
-
-    def _build_filtered(self) -> None:
-        matches = self.index.search(self.query)
-        keep = self.index.with_ancestors(matches)
-
-        def build(node: TreeNode[str]) -> None:
-            for child in self.index.children(node.data, self.sort):
-                if child.path in keep:
-                    build(self._add(node, child))
-            node.expand()
-
-        build(self.root)
-
-    def on_tree_node_expanded(self, event: Tree.NodeExpanded[str]) -> None:
-        self._populate(event.node)
-
-    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
-        event.stop()
-        if event.node.data is not None:
-            self.post_message(ModuleChosen(event.node.data))
-
-    # --- commands ---------------------------------------------------------
-    def action_expand_or_enter(self) -> None:
-        node = self.cursor_node
-        if node is None or not node.allow_expand:
-            return
-        if node.is_expanded and node.children:
-            self.move_cursor(node.children[0])
-        else:
-            node.expand()
-
-    def action_collapse_or_parent(self) -> None:
-        node = self.cursor_node
-        if node is None:
-            return
-        if node.is_expanded and node.children:
-            node.collapse()
-        elif node.parent is not None:
-            self.move_cursor(node.parent)
-
-    def reveal(self, path: str) -> None:
-        """Adds and expands the path's ancestors, then moves the cursor onto it."""
-        if path not in self.index.modules:
-            return
-        for ancestor in self.index.ancestors(path):
-            node = self.nodes.get(ancestor)
-            if node is None:
-                return
-            self._populate(node)
-            node.expand()
-        node = self.nodes.get(path)
-        if node is not None:
-            # Reading last_line rebuilds the tree's line cache now, so the node's line is
-            # known and the cursor moves synchronously (the next key sees the new cursor).
-            _ = self.last_line
-            self.move_cursor(node)
-            self.call_after_refresh(self.scroll_to_node, node)
-
-    def expand_everything(self) -> int:
-        """Expands every module (up to EXPAND_ALL_LIMIT nodes); returns how many nodes exist."""
-        queue = [self.root]
-        while queue and len(self.nodes) < EXPAND_ALL_LIMIT:
-            node = queue.pop(0)
-            self._populate(node)
-            node.expand()
-            queue.extend(node.children)
-        return len(self.nodes)
-
-    def collapse_everything(self) -> None:
-        for child in self.root.children:
-            child.collapse_all()
-        self.move_cursor(self.root)
+    BINDINGS = vim_bindings("scroll_top", "scroll_bottom")
 
 
 class DetailPane(VerticalScroll):
@@ -189,7 +36,7 @@ class DetailPane(VerticalScroll):
 
     def compose(self):
         yield Static(id="module-info")
-        yield DataTable(id="param-table", cursor_type="row", zebra_stripes=True)
+        yield ParamTable(id="param-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="param-stats")
 
     def on_mount(self) -> None:
@@ -204,17 +51,23 @@ class DetailPane(VerticalScroll):
     shown: str | None = None  # path of the module on display
     shown_param: str | None = None
 
-    def show_module(self, m: ModuleInfo) -> None:
+    def show_module(self, m: ModuleInfo, fold: Fold | None = None) -> None:
+        """Shows module ``m``; on a folded row, ``m`` is the fold's first block and ``fold`` says so."""
         self.shown = m.path
         app = self.app_data
         report, index = app.report, app.index
         info = Table.grid(padding=(0, 2))
         info.add_column(style="bold", no_wrap=True)
         info.add_column()
-        title = Text(m.path or m.name, style="bold")
+        title = safe(m.path or m.name, style="bold")
         if m.type:
-            title.append(f"  {m.type}", style="cyan")
+            title.append(f"  {visible(m.type)}", style="cyan")
         info.add_row("module", title)
+        if fold is not None:
+            params, flops = index.total(fold, "params"), index.total(fold, "flops")
+            together = f"{human(params)} params" + (f", {human(flops, 'FLOP')}" if flops else "")
+            what = f"{fold.label}: {len(fold.members)} identical blocks, {together} together; below, the first one"
+            info.add_row(Text("folded", style="bold yellow"), safe(what))
         total_p = report.totals.params or 0
         share = f"  ({m.params / total_p:.1%} of the model)" if total_p else ""
         info.add_row(
@@ -228,18 +81,18 @@ class DetailPane(VerticalScroll):
         if m.shared:
             info.add_row("shared", "called from more than one place; its params are counted once")
         if m.config:
-            info.add_row("config", "\n".join(f"{k} = {v}" for k, v in m.config.items()))
+            info.add_row("config", safe_lines([f"{k} = {v}" for k, v in m.config.items()]))
         for i, call in enumerate(m.call_info, 1):
             shapes = f"{', '.join(map(str, call.inputs)) or '()'} → {', '.join(map(str, call.outputs)) or '()'}"
             where = f"  from {call.caller}" if call.caller else ""
-            info.add_row(f"call {i}" if len(m.call_info) > 1 else "call", f"{call.method}: {shapes}{where}")
+            info.add_row(f"call {i}" if len(m.call_info) > 1 else "call", safe(f"{call.method}: {shapes}{where}"))
         if not m.call_info and report.notes:
-            info.add_row("note", "; ".join(report.notes))
+            info.add_row("note", safe("; ".join(report.notes)))
         problems = [(p.path, app.param_problem(p.path)) for p in index.own_params.get(m.path, [])]
         problems = [(p, why) for p, why in problems if why]
         if problems:
             info.add_row(
-                Text("mismatch", style="bold red"), Text("\n".join(f"{p}: {w}" for p, w in problems), style="red")
+                Text("mismatch", style="bold red"), safe_lines([f"{p}: {w}" for p, w in problems], style="red")
             )
         self.query_one("#module-info", Static).update(info)
 
@@ -248,14 +101,14 @@ class DetailPane(VerticalScroll):
         own = index.own_params.get(m.path, [])
         for p in own:
             meta = ", ".join(f"{k}={v}" for k, v in p.metadata.items())
-            name = Text(p.name, style="bold red" if app.param_problem(p.path) else "")
+            # Cells are Text: a plain string cell would be read as markup.
             table.add_row(
-                name,
+                safe(p.name, style="bold red" if app.param_problem(p.path) else ""),
                 "×".join(map(str, p.shape)) or "scalar",
-                p.dtype,
+                safe(p.dtype),
                 "yes" if p.trainable else "no",
                 human_bytes(p.bytes),
-                meta,
+                safe(meta),
                 key=p.path,
             )
         table.display = bool(own)
@@ -266,7 +119,8 @@ class DetailPane(VerticalScroll):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
-        path = event.row_key.value
+        # An arrow key in an emptied table moves its cursor to row -1, which Textual announces with no key.
+        path = event.row_key.value if event.row_key is not None else None
         # A highlight queued by an earlier module's table may arrive after the cursor moved on.
         if path is not None and self.app_data.index.params[path].module == self.shown:
             self.post_message(ParamChosen(path))
@@ -276,21 +130,22 @@ class DetailPane(VerticalScroll):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
-        grid.add_row("param", Text(p.path, style="bold"))
-        grid.add_row("shape", f"{p.dtype}[{','.join(map(str, p.shape))}]  {p.size:,} values, {human_bytes(p.bytes)}")
+        grid.add_row("param", safe(p.path, style="bold"))
+        shape = f"{p.dtype}[{','.join(map(str, p.shape))}]  {p.size:,} values, {human_bytes(p.bytes)}"
+        grid.add_row("shape", safe(shape))
         grid.add_row("trainable", "yes" if p.trainable else "no")
         for k, v in p.metadata.items():
-            grid.add_row(k, str(v))
+            grid.add_row(safe(k), safe(v))
         problem = app.param_problem(p.path)
         if problem:
-            grid.add_row(Text("mismatch", style="bold red"), Text(problem, style="red"))
+            grid.add_row(Text("mismatch", style="bold red"), safe(problem, style="red"))
         parts: list[Any] = [grid]
         self.shown_param = p.path
         stats, why = app.param_stats(p.path, compute=p.size <= SYNC_STATS_LIMIT)
         if stats is not None:
             parts.append(stats_table(stats))
         elif why:
-            parts.append(Text(why, style="dim"))
+            parts.append(safe(why, style="dim"))  # may quote names and dtypes
         else:
             parts.append(Text(f"reading {human_bytes(p.bytes)} and computing statistics …", style="dim"))
             self._compute_stats(p)
@@ -334,18 +189,50 @@ def stats_table(s: ArrayStats, height: int = 3) -> Table:
 
 
 class ProgramPane(VerticalScroll):
-    """The selected module's slice of the optimized HLO, or of the jaxpr."""
+    """The selected module's slice of the optimized HLO, or of the jaxpr: long lines scroll sideways or wrap."""
+
+    wrap = False
+    _lines: list[str] = []
 
     def compose(self):
         yield Static(id="program-title")
         yield Log(id="program-log", auto_scroll=False)
 
     def show(self, title: str, lines: list[str]) -> None:
-        self.query_one("#program-title", Static).update(Text(title, style="bold"))
+        self.query_one("#program-title", Static).update(safe(title, style="bold"))
+        self._lines = [visible(line) for line in lines]  # HLO/jaxpr text names modules: untrusted
+        self._write()
+
+    def toggle_wrap(self) -> bool:
+        self.wrap = not self.wrap
+        self._write()
+        return self.wrap
+
+    def on_resize(self) -> None:
+        if self.wrap:
+            self._write()
+
+    def _write(self) -> None:
         log = self.query_one("#program-log", Log)
+        width = log.scrollable_content_region.width or self.size.width
         log.clear()
-        log.write_lines(lines)
+        log.write_lines(wrapped(self._lines, width) if self.wrap else self._lines)
         log.scroll_home(animate=False)
+
+
+def wrapped(lines: list[str], width: int, mark: str = "↪ ") -> list[str]:
+    """Lines cut to ``width`` characters; continuations start with ``mark``.
+
+    Example:
+        >>> wrapped(['a = add b c', 'ok'], 6)
+        ['a = ad', '↪ d b ', '↪ c', 'ok']
+    """
+    out = []
+    step = max(width - len(mark), 1)
+    for line in lines:
+        out.append(line[:width])
+        out.extend(mark + line[i : i + step] for i in range(width, len(line), step))
+    return out
 
 
 DIFF_SORTS = ("status", "path", "max_abs", "rel_norm")
@@ -360,8 +247,8 @@ _STATUS_STYLE = {
 }
 
 
-def _shape(shape: list[int] | None, dtype: str | None) -> str:
-    return "–" if shape is None else f"{dtype}[{','.join(map(str, shape))}]"
+def _shape(shape: list[int] | None, dtype: str | None) -> Text:
+    return Text("–") if shape is None else safe(f"{dtype}[{','.join(map(str, shape))}]")
 
 
 def sorted_diff(diff: CheckpointDiff, sort: str, hide_unchanged: bool) -> list[ParamDiff]:
@@ -376,8 +263,10 @@ def sorted_diff(diff: CheckpointDiff, sort: str, hide_unchanged: bool) -> list[P
     return rows
 
 
-class DiffTable(DataTable):
+class DiffTable(VimG, DataTable):
     """One row per param path of a checkpoint diff."""
+
+    BINDINGS = vim_bindings("scroll_top", "scroll_bottom")
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -390,7 +279,7 @@ class DiffTable(DataTable):
         for p in rows:
             status = p.status if not p.nan_changed else f"{p.status} ({p.nan_changed} NaN/inf)"
             self.add_row(
-                p.path,
+                safe(p.path),  # Text, not str: a str cell is read as markup
                 Text(status, style=_STATUS_STYLE[p.status]),
                 _shape(p.shape_a, p.dtype_a),
                 _shape(p.shape_b, p.dtype_b),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from textual.widgets import DataTable, TabbedContent
-from tui_pilot import cursor, settle, text, tree
+from tui_pilot import cell, cursor, settle, text, tree
 from tui_reports import gpt_params, gpt_report
 
 import blox as bx
@@ -12,7 +12,7 @@ from blox_inspect.analysis.stats import array_stats
 from blox_inspect.load.checkpoints import CheckpointReader, match_checkpoint, report_from_checkpoint
 from blox_inspect.tui import make_app
 from blox_inspect.tui.screens import HelpScreen
-from blox_inspect.tui.widgets import ModuleTree
+from blox_inspect.tui.tree import ModuleTree
 
 SIZE = (120, 40)
 
@@ -36,24 +36,24 @@ def report():
     return gpt_report(2)
 
 
-async def test_tree_is_lazy_and_navigates(report):
+async def test_tree_navigates(report):
     app = make_app(report, params=gpt_params(report))
     async with app.run_test(size=SIZE) as pilot:
-        t = tree(app)
+        await pilot.press("c")  # collapse to the top level, the cursor on the root
+        await settle(pilot)
         assert shown_paths(app) == ["gpt", "gpt/embed", "gpt/blocks", "gpt/head"]
-        assert set(t.nodes) == {"gpt", "gpt/embed", "gpt/blocks", "gpt/head"}  # nothing below blocks yet
         await pilot.press("down", "down", "space")
         await settle(pilot)
         assert cursor(app) == "gpt/blocks"
         assert "gpt/blocks/block_1" in shown_paths(app)
-        assert "gpt/blocks/block_0/attn" not in t.nodes
+        assert "gpt/blocks/block_0/attn" not in shown_paths(app)
         await pilot.press("down", "space", "down", "down")
         await settle(pilot)
         assert cursor(app) == "gpt/blocks/block_0/attn"
-        assert "gpt/blocks/block_0/attn/q" not in t.nodes
+        assert "gpt/blocks/block_0/attn/q" not in shown_paths(app)
         await pilot.press("right")
         await settle(pilot)
-        assert "gpt/blocks/block_0/attn/q" in t.nodes
+        assert "gpt/blocks/block_0/attn/q" in shown_paths(app)
         info = text(app.screen.query_one("#module-info"))
         assert "gpt/blocks/block_0/attn  Attention" in info
         assert "288 total, 0 own" in info
@@ -65,12 +65,12 @@ async def test_details_show_params_and_statistics(report):
     params = gpt_params(report)
     app = make_app(report, params=params)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("down")  # gpt/embed
+        await pilot.press("c", "down")  # gpt/embed
         await settle(pilot)
         info = text(app.screen.query_one("#module-info"))
         assert "512 total, 512 own" in info and "(18.1% of the model)" in info
         table = app.screen.query_one("#param-table", DataTable)
-        assert table.row_count == 1 and table.get_row_at(0)[5] == "sharding=[None, 'model']"
+        assert table.row_count == 1 and cell(table, 0, 5) == "sharding=[None, 'model']"
         stats = text(app.screen.query_one("#param-stats"))
         ref = array_stats(np.asarray(params["gpt/embed/embedding"].value))
         assert f"mean       {ref.mean:.6g}   std {ref.std:.6g}" in stats
@@ -91,7 +91,7 @@ async def test_details_show_params_and_statistics(report):
 async def test_abstract_report_explains_missing_values(report):
     app = make_app(report)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("down")
+        await pilot.press("c", "down")
         await settle(pilot)
         assert "abstract params: no values to show" in text(app.screen.query_one("#param-stats"))
 
@@ -128,7 +128,7 @@ async def test_sorting_largest_expand_collapse_copy(report):
         await settle(pilot)
         await pilot.press("s")  # back to graph order
         assert [c.data for c in tree(app).root.children] == ["gpt/embed", "gpt/blocks", "gpt/head"]
-        await pilot.press("g")
+        await pilot.press("L")
         await settle(pilot)
         assert cursor(app) == "gpt/head"  # 576 own params: the most of any module
         await pilot.press("e")
@@ -159,7 +159,7 @@ async def test_program_pane_shows_precomputed_jaxpr_and_hlo(report):
     lines = {"gpt/embed": ["a:f32[2,16,8] = gather b c"], "gpt": ["a:f32[2,16,8] = gather b c", "d = add a a"]}
     app = make_app(report, program_text=lines)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("p")
+        await pilot.press("c", "p")
         await settle(pilot)
         assert app.screen.query_one(TabbedContent).active == "tab-program"
         assert "jaxpr equations traced inside gpt: 2" in text(app.screen.query_one("#program-title"))
@@ -169,7 +169,7 @@ async def test_program_pane_shows_precomputed_jaxpr_and_hlo(report):
     hlo = '%x = f32[2] gather(%a), metadata={op_name="jit(f)/gpt/gpt/embed/gather"}\n%y = f32[2] add(%x, %x)'
     app = make_app(report, hlo_text=hlo)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("down", "p")
+        await pilot.press("c", "down", "p")
         await settle(pilot)
         assert "optimized HLO inside gpt/embed: 1 instructions" in text(app.screen.query_one("#program-title"))
 
@@ -183,7 +183,7 @@ async def test_program_text_is_computed_lazily_once(report):
 
     app = make_app(report, program_text=trace)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("down")
+        await pilot.press("c", "down")
         assert calls == []  # nothing traced until the Program tab opens
         await pilot.press("p")
         await app.workers.wait_for_complete()
@@ -204,12 +204,12 @@ async def test_checkpoint_alone_reads_tensors_lazily(tmp_path, report, monkeypat
     monkeypatch.setattr(reader, "read", lambda p: read.append(p) or original(p))
     app = make_app(report_from_checkpoint(reader), params=reader)
     async with app.run_test(size=SIZE) as pilot:
-        assert read == []
-        await settle(pilot)  # let the tree mount before driving it directly
+        await settle(pilot)
+        assert len(read) == 1 and read[0].startswith(cursor(app) + "/")  # only the param on show at the start
         tree(app).reveal("gpt/head")
         await settle(pilot)
-        assert len(read) == 1 and read[0].startswith("gpt/head/")  # only the shown param
-        ref = array_stats(np.asarray(params[read[0]].value))
+        assert len(read) == 2 and read[1].startswith("gpt/head/")  # and then only the newly shown one
+        ref = array_stats(np.asarray(params[read[1]].value))
         assert f"max {ref.max:.6g}" in text(app.screen.query_one("#param-stats"))
 
 
@@ -245,13 +245,13 @@ async def test_diff_mode_sorts_and_hides_unchanged(tmp_path, report):
         assert table.row_count == len(report.params)
         assert "2 changed" in text(app.screen.query_one("#diff-summary"))
         await pilot.press("u")
-        assert [table.get_row_at(i)[0] for i in range(table.row_count)] == ["gpt/head/bias", "gpt/head/kernel"]
+        assert [cell(table, i, 0) for i in range(table.row_count)] == ["gpt/head/bias", "gpt/head/kernel"]
         await pilot.press("s", "s")  # max |Δ|: bias moved by 1.0, kernel by 0.5 × its largest |value| (~0.03)
-        assert table.get_row_at(0)[0] == "gpt/head/bias"
-        assert float(table.get_row_at(0)[4]) == pytest.approx(1.0)
+        assert cell(table, 0, 0) == "gpt/head/bias"
+        assert float(cell(table, 0, 4)) == pytest.approx(1.0)
         await pilot.press("s")  # relative norm change: bias (values ~0.02) changes hugely, kernel by exactly 0.5
-        assert [table.get_row_at(i)[0] for i in range(2)] == ["gpt/head/bias", "gpt/head/kernel"]
-        assert table.get_row_at(1)[5] == "5.000e-01"
+        assert [cell(table, i, 0) for i in range(2)] == ["gpt/head/bias", "gpt/head/kernel"]
+        assert cell(table, 1, 5) == "5.000e-01"
         assert "sort: rel. Δ norm ↓" in text(app.screen.query_one("#diff-summary"))
         await pilot.press("y")
         assert app.clipboard == "gpt/head/bias"
@@ -268,7 +268,10 @@ async def test_help_lists_every_key(report):
         for key, what in [
             ("/", "fuzzy module path"),
             ("s", "graph order → params → FLOPs"),
-            ("g", "most own params"),
+            ("L", "most own params"),
+            ("w", "wrap long program lines"),
+            ("gg / G", "first / last row"),
+            ("↑ ↓ / j k", "move through"),
             ("e", "expand every"),
             ("c", "collapse the tree"),
             ("y", "copy the selected module"),
@@ -302,8 +305,10 @@ async def test_ten_thousand_modules_open_lazily():
     assert len(big.modules) > 10_000
     app = make_app(big)
     async with app.run_test(size=SIZE) as pilot:
-        assert len(tree(app).nodes) == 4
-        await pilot.press("down", "down", "space")
+        await settle(pilot)
+        # 910 blocks do not fit the window: only the top level opens, the largest module selected
+        assert len(tree(app).nodes) == 4 and cursor(app) == "gpt/blocks"
+        await pilot.press("space")
         await settle(pilot)
         assert len(tree(app).nodes) == 4 + 910
         await pilot.press("end")
@@ -313,7 +318,7 @@ async def test_ten_thousand_modules_open_lazily():
         app.screen.query_one("#search").value = "909mlpdown"  # typing 10 keys through Pilot is slow
         await settle(pilot)
         assert cursor(app) == "gpt/blocks/block_909/mlp/down"
-        await pilot.press("escape", "g")
+        await pilot.press("escape", "L")
         await settle(pilot)
         assert cursor(app) == "gpt/head"
 
@@ -322,7 +327,7 @@ async def test_stale_param_highlight_does_not_replace_the_module(report):
     # regression: moving on quickly from a module with params to one without showed the old param's stats
     app = make_app(report, params=gpt_params(report))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("down", "down")  # embed (one param), then blocks (none)
+        await pilot.press("c", "down", "down")  # embed (one param), then blocks (none)
         await settle(pilot)
         assert cursor(app) == "gpt/blocks"
         assert "no params of its own" in text(app.screen.query_one("#param-stats"))
@@ -335,7 +340,7 @@ async def test_big_params_get_statistics_in_a_worker(report, monkeypatch):
     params = gpt_params(report)
     app = make_app(report, params=params)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("down")
+        await pilot.press("c", "down")
         await settle(pilot)
         await app.workers.wait_for_complete()
         await settle(pilot)
@@ -345,7 +350,7 @@ async def test_big_params_get_statistics_in_a_worker(report, monkeypatch):
 
 def test_rows_name_the_path_below_the_parent():
     from blox_inspect.report.model import ModuleInfo
-    from blox_inspect.tui.widgets import module_label
+    from blox_inspect.tui.tree import module_label
 
     # GPT-2's blocks live at transformer/h/0 where `h` is a graph node without a module
     m = ModuleInfo(
@@ -369,6 +374,7 @@ def test_rows_name_the_path_below_the_parent():
 async def test_mouse_selects_rows_and_tabs(report):
     app = make_app(report, program_text={"gpt/head": ["x = add a b"]})
     async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
         await settle(pilot)
         await pilot.click(ModuleTree, offset=(6, 3))  # the fourth row: gpt/head
         await settle(pilot)

