@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tui", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE", help="model.py[:factory], ckpt.safetensors, or two checkpoints")
     p.add_argument("--params", metavar="CKPT", help="a checkpoint with real values for the model's params")
+    p.add_argument(
+        "--profile",
+        metavar="PROFILE_JSON",
+        help="show measured time per module (from `blox-inspect profile MODEL --format json -o p.json`)",
+    )
     p.add_argument("--hlo", metavar="FILE", help="optimized HLO text to slice per module (else the jaxpr is shown)")
     p.add_argument("--debug", dest="debug_sub", action="store_true", help="show full tracebacks for errors")
     p.set_defaults(run=run)
@@ -83,6 +88,8 @@ def build_app(args: argparse.Namespace):
         raise InspectError(MSG_FILES.format(n=len(files), files=", ".join(files)))
     (spec,) = files
     if not _is_model(spec):
+        if getattr(args, "profile", None):
+            raise InspectError(f"--profile {args.profile}: a profile's times belong to a model file; got {spec}.")
         if args.params:
             raise InspectError(MSG_PARAMS_NEEDS_MODEL.format(params=args.params, files=spec))
         reader = CheckpointReader(_existing(spec))
@@ -96,6 +103,11 @@ def build_app(args: argparse.Namespace):
     from blox_inspect.load.model_file import split_spec
 
     title = os.path.basename(split_spec(spec)[0]) + (f" + {os.path.basename(args.params)}" if args.params else "")
+    times = None
+    if getattr(args, "profile", None):
+        from blox_inspect.commands.summary import profile_times
+
+        times = profile_times(args.profile, report)
     return make_app(
         report,
         params=reader,
@@ -103,6 +115,7 @@ def build_app(args: argparse.Namespace):
         hlo_text=hlo_text,
         program_text=lambda: model_jaxpr_lines(loaded),
         title=title,
+        times=times,
     )
 
 

@@ -49,12 +49,15 @@ class BloxInspectApp(App):
         mismatch: CheckpointMismatch | None = None,
         diff: CheckpointDiff | None = None,
         title: str | None = None,
+        times: dict[str, float] | None = None,
     ):
         super().__init__()
         if (report is None) == (diff is None):
             raise ValueError("make_app needs exactly one of report= (browse) or diff= (compare checkpoints)")
         self.report = report
         self.index = ReportIndex(report) if report is not None else None
+        if self.index is not None and times:
+            self.index.times = dict(times)
         self.diff = diff
         self.mismatch = mismatch
         self.hlo_text = hlo_text
@@ -159,6 +162,7 @@ def make_app(
     mismatch: CheckpointMismatch | None = None,
     diff: CheckpointDiff | None = None,
     title: str | None = None,
+    times: dict[str, float] | None = None,
 ) -> BloxInspectApp:
     """Builds the terminal browser over finished data; nothing is traced here.
 
@@ -172,6 +176,7 @@ def make_app(
         mismatch: how ``params`` differ from the model (highlighted in the tree).
         diff: a checkpoint diff to show instead of a report.
         title: shown in the header (usually the file name).
+        times: module path -> measured seconds per step (from ``blox-inspect profile``): a time per tree row.
 
     Example:
         >>> from blox_inspect.analysis.diff import CheckpointDiff
@@ -187,6 +192,7 @@ def make_app(
         mismatch=mismatch,
         diff=diff,
         title=title,
+        times=times,
     )
 
 

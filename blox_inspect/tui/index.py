@@ -94,6 +94,14 @@ class ReportIndex:
         """The module a row stands for: itself, or a fold's first block."""
         return self.modules[item.rep] if isinstance(item, Fold) else item
 
+    times: dict[str, float] = {}  # module path -> measured seconds per step, children included (tui --profile)
+
+    def seconds(self, item: ModuleInfo | Fold) -> float:
+        """Measured time of a module, or of all of a fold's blocks (0 without a profile)."""
+        if isinstance(item, Fold):
+            return sum(self.times.get(p, 0.0) for p in item.members)
+        return self.times.get(item.path, 0.0)
+
     def total(self, item: ModuleInfo | Fold, attr: str) -> int:
         """``attr`` (``params``, ``flops``, ...) of a module, or summed over a fold's blocks."""
         if isinstance(item, Fold):

@@ -15,6 +15,7 @@ from textual.widgets.tree import TreeNode
 
 from blox_inspect.analysis.folds import Fold
 from blox_inspect.common.text import ellipsize, visible
+from blox_inspect.common.units import human_seconds
 from blox_inspect.report.model import ModuleInfo
 from blox_inspect.tui.index import ReportIndex, human, match_positions
 from blox_inspect.tui.keys import VimG, vim_bindings
@@ -51,19 +52,23 @@ def _below(path: str, parent: str | None) -> str:
     return path if parent == "" else ""
 
 
-def _numbers(text: Text, m: ModuleInfo, params: int, flops: int, marked: bool) -> Text:
+def _numbers(text: Text, m: ModuleInfo, params: int, flops: int, marked: bool, seconds: float = 0.0) -> Text:
     if m.type:
         text.append(f"  {visible(m.type)}", style="cyan")
     if params:
         text.append(f"  {human(params)}", style="green")
     if flops:
         text.append(f"  {human(flops, 'FLOP')}", style="magenta")
+    if seconds:  # measured by `blox-inspect profile` (tui --profile)
+        text.append(f"  {human_seconds(seconds)}", style="yellow")
     if marked:
         text.append("  ✗", style="bold red")
     return text
 
 
-def module_label(m: ModuleInfo, *, parent: str | None = None, marked: bool = False, query: str = "") -> Text:
+def module_label(
+    m: ModuleInfo, *, parent: str | None = None, marked: bool = False, query: str = "", seconds: float = 0.0
+) -> Text:
     """One tree row: name, type, params and FLOPs (matches of the search query highlighted).
 
     The name is the path below ``parent``, so graph nodes that hold no module
@@ -76,7 +81,7 @@ def module_label(m: ModuleInfo, *, parent: str | None = None, marked: bool = Fal
         offset = len(m.path) - len(shown)
         matched = {i - offset for i in match_positions(query, m.path) if i >= offset}
     text = Text.assemble(_name(shown, matched, "bold" if m.children else ""))  # the style stays on the name
-    return _numbers(text, m, m.params, m.flops, marked)
+    return _numbers(text, m, m.params, m.flops, marked, seconds)
 
 
 def fold_label(fold: Fold, index: ReportIndex, *, marked: bool = False) -> Text:
@@ -86,7 +91,7 @@ def fold_label(fold: Fold, index: ReportIndex, *, marked: bool = False) -> Text:
     """
     first = index.modules[fold.rep]
     text = Text.assemble(_name(fold.label, set(), "bold"), (f" ×{len(fold.members)}", "bold yellow"))
-    return _numbers(text, first, index.total(fold, "params"), index.total(fold, "flops"), marked)
+    return _numbers(text, first, index.total(fold, "params"), index.total(fold, "flops"), marked, index.seconds(fold))
 
 
 class ModuleTree(VimG, Tree[Item]):
@@ -100,7 +105,8 @@ class ModuleTree(VimG, Tree[Item]):
 
     def __init__(self, index: ReportIndex, marked: set[str] | None = None, **kwargs: Any):
         root = index.root
-        super().__init__(module_label(root, marked=root.path in (marked or ())), data=root.path, **kwargs)
+        label = module_label(root, marked=root.path in (marked or ()), seconds=index.seconds(root))
+        super().__init__(label, data=root.path, **kwargs)
         self.index = index
         self.marked = marked or set()
         self.sort = "graph"
@@ -189,7 +195,11 @@ class ModuleTree(VimG, Tree[Item]):
             return node
         node = parent.add(
             module_label(
-                item, parent=self.index.parent_of.get(item.path), marked=item.path in self.marked, query=self.query
+                item,
+                parent=self.index.parent_of.get(item.path),
+                marked=item.path in self.marked,
+                query=self.query,
+                seconds=self.index.seconds(item),
             ),
             data=item.path,
             allow_expand=bool(item.children),

@@ -115,3 +115,29 @@ async def test_sharded_folders_open_and_diff_in_the_browser(tmp_path):
     async with single.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert single.report.totals.params == 3
+
+
+async def test_profile_times_show_in_the_tree(tmp_path, capsys):
+    """`tui model.py --profile p.json`: each tree row carries its measured time (children included)."""
+    import json
+
+    prof = tmp_path / "p.json"
+    assert main(["profile", MLP, "--steps", "2", "--warmup", "1", "-o", str(prof)]) == 0
+    measured = {m["path"]: m["total_seconds"] for m in json.loads(prof.read_text())["modules"]}
+    namespace = args(MLP)
+    namespace.profile = str(prof)
+    app = build_app(namespace)
+    from blox_inspect.common.units import human_seconds
+
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        from tui_pilot import tree
+
+        t = tree(app)
+        labels = {path: str(node.label) for path, node in t.nodes.items()}
+        assert labels["net/mlp/l1"].endswith(human_seconds(measured["net/mlp/l1"]))
+        assert labels["net/mlp"].endswith(human_seconds(measured["net/mlp"]))
+    f = tmp_path / "a.safetensors"
+    bx.save(f, bx.Params({("w",): bx.Param(np.ones(2, np.float32))}))
+    assert main(["tui", str(f), "--profile", str(prof)]) == 2
+    assert "a profile's times belong to a model file" in capsys.readouterr().err
