@@ -165,6 +165,7 @@ class ModuleTree(VimG, Tree[Item]):
         Unfiltered, the nodes expanded before stay expanded (or those in ``expanded``).
         """
         keep = self.cursor_path if self.cursor_node is not None else None
+        on_fold = self.cursor_item if isinstance(self.cursor_item, Fold) else None
         if expanded is None and not self._filtered and not opening:
             expanded = self.expansion()
         self.clear()
@@ -181,6 +182,9 @@ class ModuleTree(VimG, Tree[Item]):
             self._restore(expanded or {self.index.root.path})
         if opening:
             self.move_cursor(self._open_to_fit())
+        elif on_fold is not None and on_fold.rep in self.fold_nodes and not self._filtered:
+            _ = self.last_line
+            self.move_cursor(self.fold_nodes[on_fold.rep])  # stay on the ×N row, without opening it
         else:
             self.reveal(keep if keep in self.index.modules else self.index.root.path)
         item = self.cursor_item

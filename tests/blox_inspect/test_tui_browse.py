@@ -112,10 +112,14 @@ async def test_folds_of_a_model_sort_by_their_total(tmp_path):
         (row,) = tree(app).nodes["gpt/blocks"].children
         assert str(row.label).startswith("0..3 ×4  Block  ")
         assert tree(app).index.total(row.data, "params") == 4 * report.modules[3].params  # gpt/blocks/0
+        tree(app).move_cursor(row)
+        await settle(pilot)
         await pilot.press("s")  # params ↓: the fold counts as its 4 blocks (3,488) and leads head (576)
         await settle(pilot)
         assert [c.data for c in tree(app).root.children] == ["gpt/blocks", "gpt/head", "gpt/embed"]
         assert "fold:gpt/blocks/0" in shown_paths(app)  # sorting kept what was open
+        assert isinstance(tree(app).cursor_item, Fold)  # and the cursor on the ×4 row, still closed
+        assert "gpt/blocks/0" not in shown_paths(app)
 
 
 async def test_vim_keys_move_through_the_tree_and_the_tables(tmp_path):
