@@ -115,17 +115,23 @@ def find_folds(report: Report, index: ModuleIndex | None = None) -> dict[str, Fo
                 and index.signature(kids[j], memo) == index.signature(kids[i], memo)
             ):
                 j += 1
+            # The identical run is kids[i:j]; named with a prefix (block1, block2; but also bn1, bn2 around a
+            # conv) it folds only where each block feeds the next, so split it at the pairs that do not. The
+            # run is scanned once (a rejected run is not rescanned from each of its members: linear time).
+            segments = [(i, j)]
             if j - i > 1 and prefix:
-                # Named with a prefix (block1, block2; but also bn1, bn2 around a conv): each must feed the next.
                 feeds = _sibling_flow(report, index) if feeds is None else feeds
-                k = i + 1
-                while k < j and (kids[k - 1], kids[k]) in feeds:
-                    k += 1
-                j = k
-            if j - i > 1:
-                fold = Fold(kids[i:j], _fold_label(index, parent, kids[i:j]))
-                for member in fold.members:
-                    folds[member] = fold
+                segments, start = [], i
+                for k in range(i + 1, j):
+                    if (kids[k - 1], kids[k]) not in feeds:
+                        segments.append((start, k))
+                        start = k
+                segments.append((start, j))
+            for a, b in segments:
+                if b - a > 1:
+                    fold = Fold(kids[a:b], _fold_label(index, parent, kids[a:b]))
+                    for member in fold.members:
+                        folds[member] = fold
             i = j
     return folds
 
