@@ -11,6 +11,7 @@ so the numbers in a folded table still add up to the model's totals.
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import dataclass
 
@@ -55,13 +56,20 @@ def _signatures(report: Report) -> dict[str, tuple]:
     for p in report.params:
         own_params.setdefault(p.module, []).append((p.name, tuple(p.shape), p.dtype, p.trainable))
     for m in reversed(report.modules):
-        prefix = m.path + "/"
-        config = tuple(sorted((k, v[len(m.path) :] if v.startswith(prefix) else v) for k, v in m.config.items()))
-        calls = tuple(
-            (c.method, tuple(str(t) for t in c.inputs), tuple(str(t) for t in c.outputs)) for c in m.call_info
-        )
-        children = tuple(sig[c] for c in m.children if c in by_path)
-        sig[m.path] = (m.type, config, tuple(sorted(own_params.get(m.path, ()))), calls, children, m.shared)
+        # Empty parts are common (a checkpoint's modules have no config or calls): skip their work.
+        config = ()
+        if m.config:
+            prefix = m.path + "/"
+            config = tuple(sorted((k, v[len(m.path) :] if v.startswith(prefix) else v) for k, v in m.config.items()))
+        calls = ()
+        if m.call_info:
+            calls = tuple(
+                (c.method, tuple(str(t) for t in c.inputs), tuple(str(t) for t in c.outputs)) for c in m.call_info
+            )
+        children = tuple([sig[c] for c in m.children if c in by_path]) if m.children else ()
+        own = own_params.get(m.path)
+        own = tuple(sorted(own)) if own else ()
+        sig[m.path] = (m.type, config, own, calls, children, m.shared)
     return sig
 
 
@@ -73,7 +81,15 @@ def _numbered(name: str) -> str:
 def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Row]:
     """The rows to show, in tree order; ``depth=N`` shows N levels of modules (top level = 1)."""
     by_path = {m.path: m for m in report.modules}
-    sig = _signatures(report) if fold else {}
+    # A tuple per module (300,000 for a big checkpoint's tree), none in a cycle: the cyclic GC's scans
+    # would cost more than building them. (Inline: importing blox here would import JAX for --load.)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        sig = _signatures(report) if fold else {}
+    finally:
+        if enabled:
+            gc.enable()
     out: list[Row] = []
     tops = [m for m in report.modules if m.parent is None]
 
