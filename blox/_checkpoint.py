@@ -174,11 +174,14 @@ def _read_header(layout: st.Layout) -> CheckpointHeader:
         versions.append(version)
         if not layout.is_index:
             metadata = user
-    seen: dict[Path, str] = {}
-    for t in tensors:
-        other = seen.setdefault(t.path, t.name)
-        if other != t.name:
-            raise st.fail(layout.path, MSG_SAME_PATH.format(a=other, b=t.name, path=path_str(t.path)))
+    # Names are unique within a file, so paths almost always are: one set in C says so, and only a
+    # checkpoint that has a repeat pays for the loop that names it.
+    if len({t.path for t in tensors}) != len(tensors):
+        seen: dict[Path, str] = {}
+        for t in tensors:
+            other = seen.setdefault(t.path, t.name)
+            if other != t.name:
+                raise st.fail(layout.path, MSG_SAME_PATH.format(a=other, b=t.name, path=path_str(t.path)))
     is_blox = bool(blox) and all(blox)
     return CheckpointHeader(
         path=layout.path,
@@ -202,27 +205,69 @@ def _interpret(raw: st.FileHeader) -> tuple[list[TensorInfo], bool, dict[str, st
         version, locked, entries = 1, meta.get("locked") == "true", _blox_v1(raw)
         user = {k: v for k, v in meta.items() if k not in _V1_KEYS}
     else:
-        return [_foreign(raw, *t) for t in raw.tensors], False, dict(meta), None
+        return _foreign_infos(raw), False, dict(meta), None
     held = {t[2] for t in raw.tensors}
     extra = [name for name in entries if name not in held]
     if extra:
         raise st.fail(raw.file, MSG_ONLY_IN_BLOX.format(n=len(extra), name=min(extra)))
     infos = []
+    append = infos.append
+    new, names, file, start = tuple.__new__, st.NAMES, raw.file, raw.data_start
     plain = _PLAIN if version >= 2 else None  # format 2 leaves out entries that hold only defaults
     for lo, hi, name, code, shape in raw.tensors:
         e = entries.get(name, plain)
         if e is None:
             raise st.fail(raw.file, MSG_NOT_IN_BLOX.format(name=name))
-        infos.append(_blox_info(raw, e, name, code, shape, lo, hi))
+        # The two entries format 2 writes for most tensors (nothing, or only the flag), built in line:
+        # what _blox_info would make of them, without a call and its checks per tensor.
+        if e is _PLAIN:
+            append(
+                new(
+                    TensorInfo,
+                    (name, tuple(name.split("/")), shape, names[code], True, {}, (lo, hi), None, code, file, start),
+                )
+            )
+        elif type(e) is dict and len(e) == 1 and e.get("trainable") is False:
+            append(
+                new(
+                    TensorInfo,
+                    (name, tuple(name.split("/")), shape, names[code], False, {}, (lo, hi), None, code, file, start),
+                )
+            )
+        else:
+            append(_blox_info(raw, e, name, code, shape, lo, hi))
     return infos, locked, user, version
 
 
 _PLAIN: dict = {}
 
 
-def _foreign(raw: st.FileHeader, lo: int, hi: int, name: str, code: str, shape: tuple) -> TensorInfo:
-    path = tuple(name.split("/" if "/" in name else "."))  # as _foreign_path, inlined: once per tensor
-    return TensorInfo(name, path, shape, st.NAMES[code], True, {}, (lo, hi), None, code, raw.file, raw.data_start)
+def _foreign_infos(raw: st.FileHeader) -> list[TensorInfo]:
+    """The TensorInfos of a file from another writer: paths split on ``/`` (or else ``.``), all trainable.
+
+    One comprehension that builds each named tuple directly (``tuple.__new__``: TensorInfo's own
+    ``__new__`` is a Python function), as a header may hold 300,000 tensors.
+    """
+    new, names, file, start = tuple.__new__, st.NAMES, raw.file, raw.data_start
+    return [
+        new(
+            TensorInfo,
+            (
+                name,
+                tuple(name.split("/" if "/" in name else ".")),
+                shape,
+                names[code],
+                True,
+                {},
+                (lo, hi),
+                None,
+                code,
+                file,
+                start,
+            ),
+        )
+        for lo, hi, name, code, shape in raw.tensors
+    ]
 
 
 def _foreign_path(name: str) -> Path:

@@ -14,13 +14,11 @@ accepted here is one the package accepts (tests/blox/test_checkpoint_corrupt.py 
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +29,7 @@ import safetensors.numpy
 
 from ._errors import CheckpointError
 from ._files import file_kind
+from ._gc import gc_paused as gc_paused  # st.gc_paused: used by _checkpoint too
 
 # safetensors dtype code -> numpy dtype (bfloat16 and float8 come from ml_dtypes, as in JAX).
 DTYPES: dict[str, np.dtype] = {
@@ -144,19 +143,6 @@ def _pread(fd: int, n: int, offset: int) -> bytes:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pauses the cyclic GC. A header of 300,000 entries makes over a million objects, none in
-    a cycle; with the GC on, each batch of new ones triggers a scan of all the others (10x slower)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _parse_json(text: str) -> Any:

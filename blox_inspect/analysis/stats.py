@@ -50,6 +50,8 @@ def array_stats(value, bins: int = 24) -> ArrayStats:
     """
     arr = np.asarray(value)
     dtype = str(arr.dtype)
+    if arr.size > BLOCK:
+        return _blockwise_stats(arr, dtype, bins)
     # bfloat16/float8 (ml_dtypes) and bool convert cleanly through float64.
     x = arr.astype(np.float64).ravel()
     finite_mask = np.isfinite(x)
@@ -69,6 +71,66 @@ def array_stats(value, bins: int = 24) -> ArrayStats:
         min=lo,
         max=hi,
         l2=float(np.sqrt(np.dot(finite, finite))),
+        zeros=zeros,
+        nans=nans,
+        infs=infs,
+        hist_counts=[int(c) for c in counts],
+        hist_edges=[float(e) for e in edges],
+    )
+
+
+# Arrays above this many elements are summarised block by block: a float64 copy of a whole 1 GiB
+# float32 tensor, plus the temporaries of std and the histogram, would need five times its size.
+BLOCK = 1 << 20
+
+
+def _blockwise_stats(arr: np.ndarray, dtype: str, bins: int) -> ArrayStats:
+    """:func:`array_stats` of a big array in blocks of ``BLOCK`` elements: memory beyond the array stays
+    a few float64 blocks. Two passes: counts, extremes and sums, then squared deviations and the histogram
+    (its range is known only after the first). Sums of float64 block sums agree with numpy's whole-array
+    sums to about 1e-15; extremes, counts and the histogram are exact."""
+    flat = arr.reshape(-1)
+    size = int(flat.size)
+
+    def blocks():
+        for start in range(0, size, BLOCK):
+            x = flat[start : start + BLOCK].astype(np.float64)
+            finite = np.isfinite(x)
+            yield x, (x if finite.all() else x[finite])
+
+    nans = infs = zeros = n = 0
+    total = sq = 0.0
+    lo, hi = np.inf, -np.inf
+    for x, finite in blocks():
+        nans += int(np.count_nonzero(np.isnan(x)))
+        infs += int(np.count_nonzero(np.isinf(x)))
+        zeros += int(np.count_nonzero(x == 0))
+        if finite.size:
+            n += finite.size
+            total += float(finite.sum())
+            sq += float(np.dot(finite, finite))
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    if n == 0:
+        return ArrayStats(size, dtype, None, None, None, None, None, zeros, nans, infs)
+    mean = total / n
+    hist_range = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+    counts = np.zeros(bins, np.int64)
+    deviations = 0.0
+    edges = None
+    for _, finite in blocks():
+        if finite.size:
+            d = finite - mean
+            deviations += float(np.dot(d, d))
+            c, edges = np.histogram(finite, bins=bins, range=hist_range)
+            counts += c
+    return ArrayStats(
+        size=size,
+        dtype=dtype,
+        mean=mean,
+        std=float(np.sqrt(deviations / n)),
+        min=lo,
+        max=hi,
+        l2=float(np.sqrt(sq)),
         zeros=zeros,
         nans=nans,
         infs=infs,

@@ -59,3 +59,43 @@ def test_histogram_bars_scale_to_the_tallest_bin():
     # a bin with a single value next to a huge one still shows up
     assert histogram_bars([1, 10_000])[0] == BLOCKS[1] + BLOCKS[8]
     assert histogram_bars([], height=2) == ["", ""]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16, np.int8])
+def test_big_arrays_are_summarised_in_blocks_with_numpys_numbers(monkeypatch, dtype):
+    from blox_inspect.analysis import stats
+
+    monkeypatch.setattr(stats, "BLOCK", 1000)  # 10,003 values: ten full blocks and a short one
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((10003,)) * 20).astype(dtype)
+    if dtype is not np.int8:
+        x[[3, 2500, 9999]] = np.nan
+        x[[17, 5000]] = np.inf
+        x[8000] = -np.inf
+    x[[1, 2, 7000]] = 0
+    s = array_stats(x.reshape(7, 1429, 1), bins=13)
+    ref = x.astype(np.float64)
+    finite = ref[np.isfinite(ref)]
+    assert (s.size, s.dtype) == (x.size, np.dtype(dtype).name)
+    assert (s.nans, s.infs) == (int(np.isnan(ref).sum()), int(np.isinf(ref).sum()))
+    assert s.zeros == int((ref == 0).sum())
+    assert s.mean == pytest.approx(finite.mean(), rel=1e-12)
+    assert s.std == pytest.approx(finite.std(), rel=1e-12)
+    assert s.l2 == pytest.approx(np.linalg.norm(finite), rel=1e-12)
+    assert (s.min, s.max) == (finite.min(), finite.max())
+    counts, edges = np.histogram(finite, bins=13)
+    assert s.hist_counts == counts.tolist()
+    np.testing.assert_allclose(s.hist_edges, edges)
+
+
+def test_big_constant_and_all_nan_arrays_in_blocks(monkeypatch):
+    from blox_inspect.analysis import stats
+
+    monkeypatch.setattr(stats, "BLOCK", 100)
+    c = array_stats(np.full(1000, 2.0, np.float32), bins=4)
+    assert (c.mean, c.std, c.min, c.max, c.zeros) == (2.0, 0.0, 2.0, 2.0, 0)
+    assert c.hist_counts == np.histogram(np.full(1000, 2.0), bins=4, range=(1.5, 2.5))[0].tolist()
+    n = array_stats(np.full(1000, np.nan))
+    assert (n.nans, n.mean, n.l2, n.hist_counts) == (1000, None, None, [])
+    b = array_stats(np.arange(1000) % 3 == 0)
+    assert (b.zeros, b.mean) == (666, pytest.approx(334 / 1000))
