@@ -5,6 +5,7 @@ Also the module-tree index (parents, children, ancestors, block signatures) the 
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import dataclass
 
@@ -40,11 +41,15 @@ class ModuleIndex:
             self.children[m.path] = listed
         roots = [m.path for m in report.modules if self.parent[m.path] is None]
         self.children[None] = roots
-        # Children a module lists must also point back at it; trust the listing order, then add stragglers.
+        # Children a module lists must also point back at it; trust the listing order, then add stragglers
+        # (membership by set: a parent of 10,000 children must not make this quadratic).
+        listed_sets = {p: set(c) for p, c in self.children.items() if p is not None}
         for path, parent in self.parent.items():
-            if parent is not None and path not in self.children[parent]:
+            if parent is not None and path not in listed_sets[parent]:
                 self.children[parent].append(path)
+                listed_sets[parent].add(path)
         self._ancestors: dict[str, list[str]] = {}
+        self._interned: dict[tuple, int] = {}  # a distinct block signature -> its number
         self.param_shapes: dict[str, list[tuple[str, tuple[int, ...], str]]] = {}
         for p in report.params:
             self.param_shapes.setdefault(p.module, []).append((p.name, tuple(p.shape), p.dtype))
@@ -76,23 +81,43 @@ class ModuleIndex:
         return full[len(self.by_path[base].path_tuple) :]
 
     def signature(self, path: str, memo: dict[str, object]) -> object:
-        """Type, config, own parameter shapes and children's signatures: equal signatures mean identical blocks."""
-        if path not in memo:
-            m = self.by_path[path]
-            memo[path] = (
-                m.type,
-                # A config value may name the module itself (its graph node); that differs between copies.
-                tuple(sorted((k, v.replace(m.path, "<self>")) for k, v in m.config.items())),
-                tuple(sorted(self.param_shapes.get(path, []))),
-                # Called alike: blocks that see different shapes (or are shared) are not one block ×N.
-                tuple((c.method, tuple(map(str, c.inputs)), tuple(map(str, c.outputs))) for c in m.call_info),
-                m.shared,
-                tuple((self.relative(c, path), self.signature(c, memo)) for c in self.children.get(path, [])),
-            )
-        return memo[path]
+        """Type, config, own parameter shapes, calls and children's signatures: equal signatures mean identical
+        blocks. Each distinct signature is interned as a small int (``memo`` holds the table), so a parent's
+        signature holds its children's ints: linear in the modules, and comparisons cost one int each."""
+        found = memo.get(path)
+        if found is not None:
+            return found
+        m = self.by_path[path]
+        kids = self.children.get(path)
+        base = len(m.path_tuple)
+        key = (
+            m.type,
+            # A config value may name the module itself (its graph node); that differs between copies.
+            tuple(sorted((k, v.replace(m.path, "<self>")) for k, v in m.config.items())) if m.config else (),
+            tuple(sorted(self.param_shapes[path])) if path in self.param_shapes else (),
+            # Called alike: blocks that see different shapes (or are shared) are not one block ×N.
+            tuple((c.method, tuple(map(str, c.inputs)), tuple(map(str, c.outputs))) for c in m.call_info)
+            if m.call_info
+            else (),
+            m.shared,
+            tuple((tuple(self.by_path[c].path_tuple[base:]), self.signature(c, memo)) for c in kids) if kids else (),
+        )
+        found = memo[path] = self._interned.setdefault(key, len(self._interned) + 1)
+        return found
 
 
 def find_folds(report: Report, index: ModuleIndex | None = None) -> dict[str, Fold]:
+    """See :func:`_find_folds`; the cyclic GC is paused meanwhile (a tuple per module, none in a cycle)."""
+    enabled = gc.isenabled()  # inline, not blox._gc: importing blox would import JAX for --load
+    gc.disable()
+    try:
+        return _find_folds(report, index)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _find_folds(report: Report, index: ModuleIndex | None = None) -> dict[str, Fold]:
     """Runs of identical consecutive siblings numbered like a list, keyed by every member's path.
 
     Numbered like a list: ``h/0, h/1, ...`` or ``block1, block2, ...`` (one prefix, then a number). Identical:
