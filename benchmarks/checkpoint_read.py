@@ -8,8 +8,14 @@
     against the size of one tensor; and, for comparison, ``safe_open``'s default mmap backend
     reading the same tensors one at a time.
 
+(c) ``blox-inspect summary FILE`` end to end on the 300,000-tensor file (the header, the Report
+    rebuilt from its paths, the folded table): wall and CPU seconds and peak RSS of the CLI process.
+(d) ``--stats`` on the multi-GB checkpoint (what ``blox-inspect summary big.safetensors --stats``
+    runs: the Report, then each tensor read once for its statistics): peak RSS against one tensor.
+
 Every measurement is a fresh subprocess; RSS is the child's own peak (VmHWM) minus its RSS
-after imports. Set ``CKPT_BENCH_TENSORS`` / ``CKPT_BENCH_MIB`` to change the size of (b).
+after imports (for (c), the whole process's peak). Set ``CKPT_BENCH_TENSORS`` /
+``CKPT_BENCH_MIB`` to change the size of (b) and (d).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 N_TINY = 300_000
 N_BIG = int(os.environ.get("CKPT_BENCH_TENSORS", 16))
@@ -52,6 +59,15 @@ elif what == 'read_tensor':
             assert a[0] == int(info.name[1:]) and a[-1] == a[0]
             total += a.nbytes
             del a
+elif what == 'stats':  # blox-inspect summary FILE --stats, in process
+    from blox_inspect.analysis.summary import add_param_stats
+    from blox_inspect.load.checkpoints import CheckpointReader, report_from_checkpoint
+    base = status('VmRSS:')
+    t = time.perf_counter()
+    report = report_from_checkpoint(CheckpointReader(path))
+    add_param_stats(report, path)
+    n = sum(p.stats is not None for p in report.params)
+    total = sum(p.bytes for p in report.params)
 else:  # safe_open's default (mmap) backend, one tensor at a time
     with safetensors.safe_open(path, 'numpy') as f:
         for name in f.offset_keys():
@@ -70,6 +86,19 @@ def _child(*args: str) -> dict:
 
 def _best(*args: str) -> dict:
     return min((_child(*args) for _ in range(REPEATS)), key=lambda r: r["s"])
+
+
+def _cli(path: str) -> dict:
+    """``blox-inspect summary PATH`` in a fresh process: wall and CPU seconds, peak RSS (the driver imports
+    nothing heavy, so the child's ru_maxrss is its own)."""
+    argv = [sys.executable, "-m", "blox_inspect", "summary", path, "-o", os.devnull]
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.read().decode()}")
+    return {"s": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss * 1024}
 
 
 def _write_tiny(folder: str) -> tuple[str, str]:
@@ -122,6 +151,12 @@ def main() -> None:
             kind = "foreign" if path == foreign else "blox"
             head = int.from_bytes(open(path, "rb").read(8), "little")
             print(f"| {label} | {kind} | {head / 2**20:.1f} MiB | {r['s']:.2f} s | {r['rss'] / 2**20:.0f} MiB |")
+        print(f"\n(c) `blox-inspect summary FILE` on the {N_TINY:,}-tensor files, once each (fresh process)\n")
+        print("| file | wall | CPU | peak RSS |")
+        print("|---|---:|---:|---:|")
+        for kind, path in [("foreign", foreign), ("blox", blox_file)]:
+            r = _cli(path)
+            print(f"| {kind} | {r['s']:.2f} s | {r['cpu']:.2f} s | {r['rss'] / 2**20:,.0f} MiB |")
         os.remove(foreign)
         os.remove(blox_file)
 
@@ -134,7 +169,11 @@ def main() -> None:
         )
         print("| reader | time | throughput | peak RSS added | / one tensor |")
         print("|---|---:|---:|---:|---:|")
-        for label, how in [("`bx.read_tensor`", "read_tensor"), ("`safe_open` (mmap backend)", "mmap")]:
+        for label, how in [
+            ("`bx.read_tensor`", "read_tensor"),
+            ("`safe_open` (mmap backend)", "mmap"),
+            ("(d) `--stats`: Report + each tensor's statistics", "stats"),
+        ]:
             r = _child(how, big)
             assert r["bytes"] == N_BIG * one
             print(
