@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-from blox_inspect.commands._args import depth
+from blox_inspect.commands._args import add_table_args
 from blox_inspect.common.errors import InspectError
 from blox_inspect.renderers import formats
 
@@ -51,15 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dtype", default=None, help="compute dtype of the peak (default: the params' dtype)")
     p.add_argument("--seed", type=int, default=0, help="seed of the init and the random inputs (default 0)")
-    p.add_argument("--depth", type=depth, metavar="N", help="show N levels of modules; deeper ones fold into parents")
-    p.add_argument(
-        "--fold",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fold 2 or more identical consecutive sibling blocks into one row marked xN, as the diagram does (default: on)",
-    )
-    p.add_argument("--format", choices=FORMATS, help="output format (default: from -o's extension, else table)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    add_table_args(p, FORMATS)
     p.add_argument("--debug", dest="debug_sub", action="store_true", help="show full tracebacks")
     p.set_defaults(run=run)
 

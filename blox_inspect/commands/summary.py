@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Any
 
-from blox_inspect.commands._args import depth
+from blox_inspect.commands._args import add_table_args
 from blox_inspect.common.errors import BudgetExceeded, InspectError
 from blox_inspect.renderers import formats
 
@@ -39,15 +39,7 @@ def register(sub: Any) -> None:
         help="with --params: read the values too and add per-param statistics (mean, std, min, max, L2, zeros, NaNs, infs)",
     )
     p.add_argument("--train", action="store_true", help="add train-step (forward + backward + Adam) FLOPs")
-    p.add_argument("--depth", type=depth, metavar="N", help="show N levels of modules; deeper ones fold into parents")
-    p.add_argument(
-        "--fold",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fold 2 or more identical consecutive sibling blocks into one row marked xN, as the diagram does (default: on)",
-    )
-    p.add_argument("--format", choices=FORMATS, help="output format (default: from -o's extension, else table)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    add_table_args(p, FORMATS)
     p.add_argument("--load", metavar="REPORT_JSON", help="re-render a saved JSON report without tracing")
     p.add_argument(
         "--profile",

@@ -6,14 +6,9 @@ and FLOP count is an exact int in JSON (floats only for ratios and seconds); ``f
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
-from blox_inspect.common.display import rich_display
-from blox_inspect.common.errors import InspectError
-from blox_inspect.report.model import _build
+from blox_inspect.report.model import SavedReport
 
 COST_SCHEMA_VERSION = 1
 
@@ -165,7 +160,7 @@ class ShardingReport:
 
 
 @dataclass
-class CostReport:
+class CostReport(SavedReport):
     model: str
     program: str  # 'forward' or 'train step'
     backend: str
@@ -184,24 +179,9 @@ class CostReport:
     notes: list[str] = field(default_factory=list)
     schema_version: int = COST_SCHEMA_VERSION
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CostReport:
-        if data.get("schema_version") != COST_SCHEMA_VERSION:
-            raise InspectError(
-                f"cost report has schema_version {data.get('schema_version')!r}, this blox-inspect reads "
-                f"version {COST_SCHEMA_VERSION}. Re-create it with `blox-inspect cost`."
-            )
-        return _build(cls, data)
-
-    @classmethod
-    def from_json(cls, text: str) -> CostReport:
-        return cls.from_dict(json.loads(text))
+    READABLE = (COST_SCHEMA_VERSION,)
+    KIND = "cost report"
+    RECREATE = "blox-inspect cost"
 
     def __repr__(self) -> str:
         peak = f", peak {self.memory.peak:,} B per device" if self.memory else ""
@@ -209,9 +189,3 @@ class CostReport:
             f"<CostReport {self.model!r} ({self.program}, {self.devices} device{'s' * (self.devices > 1)}): "
             f"{self.flops:,} FLOPs{peak}; render with blox_inspect.render(report)>"
         )
-
-    def _repr_html_(self) -> str:  # Jupyter / IPython: the sections as HTML tables
-        return rich_display(self, "html")
-
-    def _repr_markdown_(self) -> str:
-        return rich_display(self, "markdown")

@@ -144,8 +144,49 @@ class MergeInfo:
     tensor: TensorSpec  # its result
 
 
+class SavedReport:
+    """What every saved data model (Report, CostReport, ProfileReport) does alike: JSON with a
+    ``schema_version`` read back by ``from_json``, and notebook display through the renderer registry.
+
+    A subclass names the versions it reads (``READABLE``) and how to re-create one (``RECREATE``).
+    """
+
+    READABLE: tuple[int, ...] = ()
+    RECREATE = "run without --load"
+    KIND = "report"
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain(self)  # no deep copies: reports of 70B models have 10^4 rows
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        version = data.get("schema_version")
+        if version not in cls.READABLE:
+            from blox_inspect.common.errors import InspectError
+
+            raise InspectError(
+                f"{cls.KIND} has schema_version {version!r}, this blox-inspect reads version"
+                f"{'s' * (len(cls.READABLE) > 1)} {', '.join(map(str, cls.READABLE))}. "
+                f"Re-create it with this version ({cls.RECREATE})."
+            )
+        return _build(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Any:
+        return cls.from_dict(json.loads(text))
+
+    def _repr_html_(self) -> str:  # Jupyter / IPython: real HTML tables, folded like the terminal's
+        return rich_display(self, "html")
+
+    def _repr_markdown_(self) -> str:
+        return rich_display(self, "markdown")
+
+
 @dataclass
-class Report:
+class Report(SavedReport):
     model: str  # "file.py:factory" or a description
     root: str
     inputs: list[TensorSpec]
@@ -159,6 +200,8 @@ class Report:
     abstract: bool = True
     notes: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+
+    READABLE = READABLE_VERSIONS
 
     # --- lookup ---------------------------------------------------------
     def module(self, path: str) -> ModuleInfo:
@@ -175,42 +218,12 @@ class Report:
             raise KeyError(path)
         return found
 
-    # --- serialisation --------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return plain(self)  # no deep copies: reports of 70B models have 10^4 rows
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Report:
-        version = data.get("schema_version")
-        if version not in READABLE_VERSIONS:
-            from blox_inspect.common.errors import InspectError
-
-            raise InspectError(
-                f"report has schema_version {version!r}, this blox-inspect reads versions "
-                f"{', '.join(map(str, READABLE_VERSIONS))}. "
-                "Re-create the report with this version (run without --load)."
-            )
-        return _build(cls, data)
-
-    @classmethod
-    def from_json(cls, text: str) -> Report:
-        return cls.from_dict(json.loads(text))
-
     def __repr__(self) -> str:
         t = self.totals
         return (
             f"<Report {self.model!r}: {len(self.modules)} modules, {t.params:,} params, "
             f"{t.flops:,} FLOPs; render with blox_inspect.render(report)>"
         )
-
-    def _repr_html_(self) -> str:  # Jupyter / IPython: the folded module table as real HTML
-        return rich_display(self, "html")
-
-    def _repr_markdown_(self) -> str:
-        return rich_display(self, "markdown")
 
 
 def _build(tp: Any, value: Any) -> Any:

@@ -8,15 +8,10 @@ limit rows by the summary's own rules.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
-from blox_inspect.common.display import rich_display
-from blox_inspect.common.errors import InspectError
-from blox_inspect.report._json import plain as _plain
-from blox_inspect.report.model import Report, _build
+from blox_inspect.report.model import Report, SavedReport
 
 PROFILE_SCHEMA_VERSION = 1
 OUTSIDE = "(outside modules)"
@@ -88,7 +83,7 @@ class ProfileTotals:
 
 
 @dataclass
-class ProfileReport:
+class ProfileReport(SavedReport):
     model: str
     program: str  # 'forward' or 'train step'
     backend: str
@@ -110,24 +105,9 @@ class ProfileReport:
                 return m
         raise KeyError(path)
 
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProfileReport:
-        if data.get("schema_version") != PROFILE_SCHEMA_VERSION:
-            raise InspectError(
-                f"profile report has schema_version {data.get('schema_version')!r}, this blox-inspect reads "
-                f"version {PROFILE_SCHEMA_VERSION}. Re-create it with `blox-inspect profile`."
-            )
-        return _build(cls, data)
-
-    @classmethod
-    def from_json(cls, text: str) -> ProfileReport:
-        return cls.from_dict(json.loads(text))
+    READABLE = (PROFILE_SCHEMA_VERSION,)
+    KIND = "profile report"
+    RECREATE = "blox-inspect profile"
 
     def __repr__(self) -> str:
         t = self.totals
@@ -135,12 +115,6 @@ class ProfileReport:
             f"<ProfileReport {self.model!r}: {self.program}, {len(self.modules)} modules, "
             f"median step {t.wall_median * 1e3:.3f} ms; render with blox_inspect.render(report)>"
         )
-
-    def _repr_html_(self) -> str:  # Jupyter / IPython: the module table as HTML
-        return rich_display(self, "html")
-
-    def _repr_markdown_(self) -> str:
-        return rich_display(self, "markdown")
 
 
 @dataclass
