@@ -99,6 +99,16 @@ def compute_edges(trace: Trace, paths: list[str]) -> list[Edge]:
 
 def compute_flow(trace: Trace, paths: list[str]) -> tuple[list[Edge], list[MergeInfo]]:
     """Edges between call sites, model inputs/outputs and merges; ``paths[site]`` is each call's module path."""
+    # Merges recurse into their operands' walks: one level per merge along a chain (a residual stream).
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20_000))
+    try:
+        return _compute_flow(trace, paths)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _compute_flow(trace: Trace, paths: list[str]) -> tuple[list[Edge], list[MergeInfo]]:
     index = _Index(trace.jaxpr, trace.id)
     scopes = frozenset(paths)
     merges: dict[tuple, Any] = {}  # (id(eqn), ctx ids) -> provisional merge name, or None: not a merge
@@ -210,9 +220,6 @@ def compute_flow(trace: Trace, paths: list[str]) -> tuple[list[Edge], list[Merge
 
     def name(site: Any) -> str:
         return site if isinstance(site, str) else paths[site]
-
-    # Merges recurse into their operands' walks: one level per merge along a chain (a residual stream).
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
 
     for eqn in index.tags:
         p = eqn.params

@@ -200,6 +200,11 @@ class _Observer:
         finally:
             self.stack.pop()
 
+    @property
+    def called(self) -> set[str]:
+        """The scope of every module that ran (as :class:`_FailureWatch` records it)."""
+        return {c.module.scope_name for c in self.calls}
+
     def _tagged(self, call: bx.ModuleCall, proceed, site: int):
         (args, kwargs), inputs = _tag_arrays((call.args, call.kwargs), site, "in", self.id)
         record = Call(module=call.module, method=call.method, caller=call.caller, inputs=inputs)
@@ -234,7 +239,6 @@ class _FailureWatch:
 
     def __init__(self):
         self.failure: tuple[Call, BaseException] | None = None
-        self.calls: list[Call] = []  # none recorded
         self.called: set[str] = set()  # the scope of every module that ran (the dead-module check reads it)
         self.stack: list[str] = []
 
@@ -304,8 +308,7 @@ class Traces:
         except Exception as e:
             raise _model_error(observer.failure, e, what) from e
         finally:
-            self.called.update(c.module.scope_name for c in observer.calls)
-            self.called.update(getattr(observer, "called", ()))
+            self.called.update(observer.called)
 
     @property
     def params(self) -> bx.Params:

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 
 from blox._paths import parse_path
 from blox_inspect.analysis.folds import Fold, ModuleIndex, find_folds
-from blox_inspect.common.units import human, human_bytes  # noqa: F401 (the TUI formats through the one formatter)
 from blox_inspect.report.model import CallInfo, ModuleInfo, ParamInfo, Report
 
 SORTS = ("graph", "params", "flops")
@@ -32,6 +31,7 @@ class ReportIndex:
                 gc.enable()
 
     def _build(self, report: Report) -> None:
+        self.times: dict[str, float] = {}  # module path -> measured seconds per step, children included (tui --profile)
         self.report = report
         self.modules: dict[str, ModuleInfo] = {m.path: m for m in report.modules}
         self.params: dict[str, ParamInfo] = {p.path: p for p in report.params}
@@ -93,8 +93,6 @@ class ReportIndex:
     def first(self, item: ModuleInfo | Fold) -> ModuleInfo:
         """The module a row stands for: itself, or a fold's first block."""
         return self.modules[item.rep] if isinstance(item, Fold) else item
-
-    times: dict[str, float] = {}  # module path -> measured seconds per step, children included (tui --profile)
 
     def seconds(self, item: ModuleInfo | Fold) -> float:
         """Measured time of a module, or of all of a fold's blocks (0 without a profile)."""

@@ -13,7 +13,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane, Tabs
 
 from blox_inspect.common.text import visible
-from blox_inspect.tui.index import SORT_LABELS, SORTS, human, human_bytes
+from blox_inspect.common.units import human, human_bytes
+from blox_inspect.tui.index import SORT_LABELS, SORTS
 from blox_inspect.tui.messages import ModuleChosen, ParamChosen
 from blox_inspect.tui.text import safe
 from blox_inspect.tui.tree import ModuleTree

@@ -15,9 +15,9 @@ from textual.widgets.tree import TreeNode
 
 from blox_inspect.analysis.folds import Fold
 from blox_inspect.common.text import ellipsize, visible
-from blox_inspect.common.units import human_seconds
+from blox_inspect.common.units import human, human_seconds
 from blox_inspect.report.model import ModuleInfo
-from blox_inspect.tui.index import ReportIndex, human, match_positions
+from blox_inspect.tui.index import ReportIndex, match_positions
 from blox_inspect.tui.keys import VimG, vim_bindings
 from blox_inspect.tui.messages import ModuleChosen
 from blox_inspect.tui.text import safe

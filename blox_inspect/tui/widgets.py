@@ -15,8 +15,8 @@ from blox_inspect.analysis.diff import CheckpointDiff, ParamDiff
 from blox_inspect.analysis.folds import Fold
 from blox_inspect.analysis.stats import ArrayStats, histogram_bars
 from blox_inspect.common.text import visible
+from blox_inspect.common.units import human, human_bytes
 from blox_inspect.report.model import ModuleInfo, ParamInfo
-from blox_inspect.tui.index import human, human_bytes
 from blox_inspect.tui.keys import VimG, vim_bindings
 from blox_inspect.tui.messages import ParamChosen
 from blox_inspect.tui.text import safe, safe_lines
