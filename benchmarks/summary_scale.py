@@ -33,7 +33,7 @@ PHASES = """
 import gc, sys, time
 from blox_inspect.analysis import summary as S
 from blox_inspect.analysis.jaxpr import count_eqns
-from blox_inspect.analysis.trace import abstractify, run_observed, trace_forward
+from blox_inspect.analysis.trace import Traces
 from blox_inspect.load.model_file import load_model
 from blox_inspect.renderers import render
 
@@ -45,11 +45,9 @@ def lap(name, start=[time.process_time()]):
 
 loaded = load_model(sys.argv[1]); lap("load the model file")
 gc.disable()
-import inspect
-light = {"record": False} if "record" in inspect.signature(run_observed).parameters else {}  # older trees: no such flag
-params, _ = run_observed(loaded.abstract_params, 0, what="init", **light); lap("abstract init")
-params = abstractify(params)
-trace = trace_forward(loaded.model, params, loaded.inputs, loaded.kwargs); lap("forward trace (observed)")
+traces = Traces(loaded)
+params = traces.params; lap("abstract init")
+trace = traces.forward; lap("forward trace (observed)")
 report = S._build_report(loaded, params, trace)
 report.totals.train_memory_estimate = S.train_memory_estimate(report, trace); lap("report: params, FLOPs, edges")
 gc.enable()

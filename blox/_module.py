@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.extend import core as jcore
 
 from ._errors import LockedParamsError, ParamError
 from ._graph import Graph
@@ -119,6 +120,61 @@ def scope_for(path: Path, caller_path: Path | None) -> str:
     if caller_path is not None and len(caller_path) < len(path) and path[: len(caller_path)] == caller_path:
         return path_str(path[len(caller_path) :])
     return path_str(path)
+
+
+_SHAPE_ONLY: ContextVar[bool] = ContextVar("blox_shape_only", default=False)
+
+
+@contextlib.contextmanager
+def shape_only() -> Iterator[None]:
+    """Within this context an init traces only what it needs for the params' shapes and dtypes.
+
+    For ``jax.eval_shape`` of an init (what blox-inspect runs), whose values are never computed: a new
+    param is a placeholder of its initializer's output shape and dtype (each initializer is traced once
+    per signature to learn them, so its errors still surface), and a draw from a seeded ``bx.Rng``
+    returns the seed's shape and dtype without a ``fold_in`` or a counter update. The Params come out
+    with the same paths, shapes, dtypes and flags as a real init's; nothing else about the model
+    changes. A placeholder cannot be computed: lowering or evaluating one raises.
+    """
+    token = _SHAPE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPE_ONLY.reset(token)
+
+
+def _placeholder_abstract(*, aval: Any) -> Any:
+    return aval
+
+
+def _placeholder_impl(*, aval: Any) -> Any:
+    raise ParamError(
+        f"a bx.shape_only() placeholder ({aval.str_short()}) was computed. shape_only() is for "
+        "jax.eval_shape of an init, whose values are never computed: run the init outside it."
+    )
+
+
+_placeholder_p = jcore.Primitive("blox_shape_only_param")
+_placeholder_p.def_abstract_eval(_placeholder_abstract)
+_placeholder_p.def_impl(_placeholder_impl)
+
+
+@functools.lru_cache(maxsize=4096)
+def _init_aval(init: Callable, key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    out = jax.eval_shape(lambda k: init(k, shape, dtype), key)
+    return jax.core.ShapedArray(out.shape, out.dtype, weak_type=out.weak_type)
+
+
+def _shape_only_value(init: Callable, key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """A placeholder shaped like ``init(key, shape, dtype)`` (see :func:`shape_only`)."""
+    spec = None if key is None else jax.ShapeDtypeStruct(jnp.shape(key), key.dtype)
+    try:
+        aval = _init_aval(init, spec, shape, dtype)
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+        aval = _init_aval.__wrapped__(init, spec, shape, dtype)
+    return _placeholder_p.bind(aval=aval)
 
 
 def _bind_observer(observer, module, method_name, caller, proceed):
@@ -314,13 +370,17 @@ class Module:
             raise LockedParamsError(MSG_LOCKED.format(**self._where(), name=name))
         if shape is None or init is None:
             raise ParamError(MSG_MISSING.format(**self._where(), name=name))
+        make = _shape_only_value if _SHAPE_ONLY.get() else _initial_value
         if rng is not None:
             key, params = rng(params)
-            value = _initial_value(init, key, tuple(shape), dtype)
+            value = make(init, key, tuple(shape), dtype)
         else:
             # Constant initialisers (zeros, ones) need no key; random ones fail on None.
             try:
-                value = init(None, tuple(shape), dtype)
+                if make is _shape_only_value:
+                    value = _shape_only_value(init, None, tuple(shape), dtype)
+                else:
+                    value = init(None, tuple(shape), dtype)
             except (TypeError, ValueError) as e:
                 raise ParamError(MSG_NO_RNG.format(**self._where(), name=name)) from e
         if tuple(value.shape) != tuple(shape):

@@ -53,26 +53,11 @@ class LoadedModel:
 
     def abstract_params(self, seed: int = 0) -> bx.Params:
         """Params built under ``jax.eval_shape``: full structure, nothing allocated."""
-        with bx.observe_calls(_shape_only_rng):
+        with bx.shape_only():
             return jax.eval_shape(lambda *xs: self.init(seed, *xs), *self.abstract_inputs())
 
     def apply(self, params: bx.Params, *inputs: Any) -> tuple[Any, bx.Params]:
         return self.model(params, *inputs, **self.kwargs)
-
-
-def _shape_only_rng(call: bx.ModuleCall, proceed: Any) -> Any:
-    """Under ``jax.eval_shape`` a draw from a ``bx.Rng`` is its seed's shape and dtype, and its counter keeps them.
-
-    So the abstract init returns the seed itself and leaves the counter alone: the Params come out with
-    the same shapes and dtypes, without tracing a ``fold_in`` and a counter update for every param (about
-    half of an abstract init of a model made of many small layers). An unseeded Rng, a subclass or any
-    other call runs as written, so its errors are the usual ones.
-    """
-    if type(call.module) is bx.Rng and call.method == "__call__" and not call.args and not call.kwargs:
-        seed = call.params.get(call.module.param_path("seed"))
-        if seed is not None and call.module.param_path("counter") in call.params:
-            return seed.value, call.params
-    return proceed(call.params, *call.args, **call.kwargs)
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:

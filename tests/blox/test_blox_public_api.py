@@ -63,6 +63,7 @@ PUBLIC = [
     "save",
     "scope_for",
     "seed_all",
+    "shape_only",
 ]
 
 
