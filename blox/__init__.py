@@ -32,8 +32,8 @@ from ._mlp import SwiGLU as SwiGLU
 from ._module import Module as Module
 from ._module import ModuleCall as ModuleCall
 from ._module import observe_calls as observe_calls
-from ._module import shape_only as shape_only
 from ._module import scope_for as scope_for
+from ._module import shape_only as shape_only
 from ._norm import BatchNorm as BatchNorm
 from ._norm import LayerNorm as LayerNorm
 from ._norm import RMSNorm as RMSNorm
