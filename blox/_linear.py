@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from ._errors import ShapeError
 from ._graph import Graph
-from ._module import Module, add_lead
+from ._module import Module, add_lead, matmul
 from ._params import Params
 from ._paths import path_str
 
@@ -94,7 +94,7 @@ class Linear(Module):
         size = self.output_size if self.output_size is not None else _output_size
         size = x.shape[-1] if size is None else size
         kernel, bias, params = kernel_and_bias(self, params, (x.shape[-1], size))
-        y = jnp.matmul(x, kernel, precision=self.precision)
+        y = matmul(x, kernel, self.precision)
         if bias is not None:
             y = add_lead(y, bias)
         return y, params

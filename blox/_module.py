@@ -469,6 +469,27 @@ def lead(v: Any, ndim: int) -> Any:
     return jnp.reshape(v, (1,) * (ndim - len(shape)) + shape)
 
 
+def matmul(x: Any, kernel: Any, precision: Any = None) -> Any:
+    """``jnp.matmul(x, kernel)`` for a 2-D kernel over the last axis of ``x``.
+
+    Float arrays of one dtype, neither weakly typed, go straight to ``lax.dot_general``, the one op
+    ``jnp.matmul`` stages for them (same dimension numbers, precision and result dtype), without its
+    jitted wrapper: a dense layer runs this in every trace of the model. Anything else is ``jnp.matmul``.
+    """
+    if isinstance(x, jax.Array) and isinstance(kernel, jax.Array):
+        xa, ka = x.aval, kernel.aval
+        if (
+            ka.ndim == 2
+            and xa.ndim >= 1
+            and xa.dtype == ka.dtype
+            and not (xa.weak_type or ka.weak_type)
+            and jnp.issubdtype(xa.dtype, jnp.floating)
+        ):
+            dims = (((xa.ndim - 1,), (0,)), ((), ()))
+            return jax.lax.dot_general(x, kernel, dims, precision=precision, preferred_element_type=xa.dtype)
+    return jnp.matmul(x, kernel, precision=precision)
+
+
 def add_lead(y: Any, b: Any) -> Any:
     """``y + lead(b, y.ndim)``: a bias added over the trailing axes.
 
