@@ -31,12 +31,18 @@ def parse_count(text: str) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("summary", help=HELP, description=HELP)
-    p.add_argument("model", nargs="?", help="model file, optionally with :factory (default factory: build)")
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="model file, file.py or file.py:FACTORY (default factory: build); or a checkpoint on its own: a "
+        ".safetensors file, a Hugging Face index, or a folder holding either (its tensors as a tree)",
+    )
     p.add_argument("--params", metavar="CKPT", help="use a checkpoint's shapes and dtypes (reads its header only)")
     p.add_argument(
         "--stats",
         action="store_true",
-        help="with --params: read the values too and add per-param statistics (mean, std, min, max, L2, zeros, NaNs, infs)",
+        help="with --params, or a checkpoint on its own: read the values too and add per-param statistics "
+        "(mean, std, min, max, L2, zeros, NaNs, infs)",
     )
     p.add_argument("--train", action="store_true", help="add train-step (forward + backward + Adam) FLOPs")
     add_table_args(p, FORMATS)
