@@ -143,7 +143,8 @@ def totals_items(report: Report) -> list[tuple[str, str]]:
         items.append(("RNG state (not params)", f"{t.rng_state:,} values, {human(t.rng_state_bytes, 'B')}"))
     for dtype, n in sorted(t.params_by_dtype.items()):
         items.append((f"  {dtype}", f"{human(n)} params, {human(t.bytes_by_dtype.get(dtype, 0), 'B')}"))
-    items.append(("Forward FLOPs (one call)", human(t.flops, "FLOP")))
+    if report.source != "checkpoint":  # a checkpoint holds no program
+        items.append(("Forward FLOPs (one call)", human(t.flops, "FLOP")))
     if t.flops_xla is not None:
         items.append(("Forward FLOPs (XLA)", human(t.flops_xla, "FLOP")))
     if t.flops_train is not None:
@@ -212,7 +213,14 @@ class TableRow:
     cells: list[str]  # type, shapes, params, %, non-trainable, bytes, FLOPs[, train FLOPs]
 
 
+# A checkpoint's table: modules rebuilt from the tensor names, each followed by its own tensors. The same
+# column positions as a model's (name, two text columns, then numbers), so every renderer aligns both alike.
+CHECKPOINT_HEAD = ["Module / tensor", "Dtype", "Shape", "Params", "%", "Non-train.", "Bytes"]
+
+
 def table_head(report: Report, times: dict[str, float] | None = None) -> list[str]:
+    if report.source == "checkpoint":
+        return list(CHECKPOINT_HEAD)
     head = ["Module", "Type", "Input -> Output", "Params", "%", "Non-train.", "Bytes", "FLOPs"]
     head += ["Train FLOPs"] if report.totals.flops_train is not None else []
     return head + (["Time", "Time %"] if times is not None else [])
@@ -235,6 +243,8 @@ def table_rows(
     ``times`` (module path -> measured seconds per step including children, from ``blox-inspect profile``)
     adds the Time and Time % columns; the share is of the top-level modules' total.
     """
+    if report.source == "checkpoint":
+        return _checkpoint_rows(report, depth, fold, blank_zeros)
     train = report.totals.flops_train is not None
     tops = {m.path for m in report.modules if m.parent is None}
     step = sum(t for p, t in (times or {}).items() if p in tops)
@@ -263,4 +273,39 @@ def table_rows(
             cells.append(human_seconds(seconds) if seconds else "")
             cells.append(percent(seconds, step) if seconds and step else "")
         out.append(TableRow(row.level, row.label, row.repeat > 1, cells))
+    return out
+
+
+def _checkpoint_rows(report: Report, depth: int | None, fold: bool, blank_zeros: bool) -> list[TableRow]:
+    """A checkpoint's rows: each shown module, then its own tensors one level deeper (when its children show).
+
+    A tensor under a folded ×N row stands for its N copies, so its counts are N times one tensor's.
+    """
+    by_path = {p.path: p for p in report.params}
+    total = report.totals.params
+
+    def num(n, fmt):
+        return "" if blank_zeros and not n else fmt(n)
+
+    def counts(size: int, trainable: int, nbytes: int) -> list[str]:
+        return [
+            num(size, human),
+            num(size, lambda n: percent(n, total)),
+            num(size - trainable, human),
+            num(nbytes, lambda n: human(n, "B")),
+        ]
+
+    out = []
+    for row in rows(report, depth, fold):
+        m = row.module
+        cells = ["", "", *counts(row.total("params"), row.total("trainable_params"), row.total("param_bytes"))]
+        out.append(TableRow(row.level, row.label, row.repeat > 1, cells))
+        if depth is not None and m.depth + 1 >= depth:
+            continue  # its tensors are folded into it, as its child modules are
+        for path in m.param_paths:
+            p = by_path[path]
+            size = p.size * row.scale
+            shape = "[" + ", ".join(map(str, p.shape)) + "]"
+            cells = [p.dtype, shape, *counts(size, size if p.trainable else 0, p.bytes * row.scale)]
+            out.append(TableRow(row.level + 1, p.name, False, cells))
     return out

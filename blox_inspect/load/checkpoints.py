@@ -204,6 +204,7 @@ def _report(reader: CheckpointReader) -> Report:
         params=params,
         abstract=False,
         notes=["built from a checkpoint: module types, shapes per call and FLOPs are unknown"],
+        source="checkpoint",
     )
 
 

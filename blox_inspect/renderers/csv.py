@@ -1,4 +1,4 @@
-"""One CSV row per shown module, with exact integers (no human units)."""
+"""One CSV row per shown module (and, for a checkpoint, per tensor), with exact integers (no human units)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,31 @@ COLUMNS = [
 ]
 
 
+# A checkpoint's CSV: one row per module rebuilt from the tensor names, each followed by its own tensors.
+CHECKPOINT_COLUMNS = ["kind", "path", "depth", "dtype", "shape", "params", "trainable_params", "param_bytes"]
+
+
+def _checkpoint(report: Report, depth: int | None, fold: bool) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CHECKPOINT_COLUMNS)
+    by_path = {p.path: p for p in report.params}
+    for row in rows(report, depth, fold):
+        m = row.module
+        w.writerow(["module", visible(m.path), m.depth, "", "", m.params, m.trainable_params, m.param_bytes])
+        if depth is not None and m.depth + 1 >= depth:
+            continue
+        for path in m.param_paths:
+            p = by_path[path]
+            shape = "x".join(map(str, p.shape))
+            trainable = p.size if p.trainable else 0
+            w.writerow(["tensor", visible(p.path), m.depth + 1, visible(p.dtype), shape, p.size, trainable, p.bytes])
+    return buf.getvalue()
+
+
 def render(report: Report, depth: int | None = None, fold: bool = False, times: dict | None = None, **_) -> str:
+    if report.source == "checkpoint":
+        return _checkpoint(report, depth, fold)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS + (["time_seconds"] if times is not None else []))

@@ -199,6 +199,8 @@ class Report(SavedReport):
     merges: list[MergeInfo] = field(default_factory=list)
     abstract: bool = True
     notes: list[str] = field(default_factory=list)
+    # "model" (traced from a model file) or "checkpoint" (rebuilt from a checkpoint's tensors alone)
+    source: str = "model"
     schema_version: int = SCHEMA_VERSION
 
     READABLE = READABLE_VERSIONS

@@ -200,3 +200,44 @@ def test_stats_report_bytes_read_as_they_go(tmp_path):
     os.close(parent)
     assert proc.returncode == 0 and json.loads(proc.stdout)["params"][0]["stats"]
     assert b"reading values for statistics" in b"".join(shown)
+
+
+def _listing(path):
+    # The official library's own view of the file: name -> (dtype, shape).
+    from safetensors import safe_open
+
+    names = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "I64": "int64", "BOOL": "bool"}
+    with safe_open(str(path), framework="numpy") as f:
+        return {k: (names[f.get_slice(k).get_dtype()], list(f.get_slice(k).get_shape())) for k in f.keys()}
+
+
+def test_checkpoint_table_lists_every_tensor_under_its_module(tmp_path, capsys):
+    save_file(TENSORS, str(tmp_path / "model.safetensors"))
+    want = _listing(tmp_path / "model.safetensors")
+    assert main(["summary", str(tmp_path / "model.safetensors"), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "kind,path,depth,dtype,shape,params,trainable_params,param_bytes"
+    tensors = {}
+    for line in lines[1:]:
+        kind, path, _, dtype, shape, params, _, nbytes = line.split(",")
+        if kind == "tensor":
+            tensors[path.replace("/", ".")] = (dtype, [int(d) for d in shape.split("x")] if shape else [], int(params))
+    assert {k: v[:2] for k, v in tensors.items()} == want
+    assert all(v[2] == int(np.prod(v[1])) for v in tensors.values())
+
+    assert main(["summary", str(tmp_path / "model.safetensors")]) == 0
+    table = capsys.readouterr().out
+    assert "Module / tensor" in table and "[4, 3]" in table and "bfloat16" in table
+    assert "Forward FLOPs" not in table  # a checkpoint holds no program
+    assert main(["summary", str(tmp_path / "model.safetensors"), "--depth", "1", "--format", "markdown"]) == 0
+    assert "[4, 3]" not in capsys.readouterr().out  # tensors fold into their module, as child modules do
+
+
+def test_checkpoint_table_folds_repeated_layers_with_their_tensors(tmp_path, capsys):
+    layers = {f"h.{i}.{n}": np.ones((4, 4) if n == "w" else (4,), np.float32) for i in range(6) for n in ("w", "b")}
+    save_file(layers, str(tmp_path / "model.safetensors"))
+    assert main(["summary", str(tmp_path / "model.safetensors"), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "×6" in out
+    w_row = next(line for line in out.splitlines() if "| [4, 4] |" in line)
+    assert "| 96 |" in w_row  # a tensor under a ×6 row stands for its 6 copies: 6 × 16
