@@ -7,8 +7,9 @@
     Models: a pre-norm transformer block's train step (many small ops: where per-event cost shows) and the
     test fixture's forward pass with one 134 MFLOP matmul.
 (b) Trace to table: a synthetic trace of N op events (one thread, back to back) over the real HLO ops of the
-    transformer block's train step, written as *.trace.json.gz, then read (gunzip + json), attributed to
-    modules (``build_report``) and rendered as the table. Target: linear in N, 1M events in a few seconds.
+    transformer block's train step, written as *.trace.json.gz, then read (``read_trace``: gunzip, msgspec
+    decode, op-event columns), attributed to modules (``build_report``) and rendered as the table. Target:
+    linear in N, 1M events in a few seconds.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ import tempfile
 import time
 
 import jax
+import numpy as np
 
 from benchmarks.overhead import BLOCK, blox_model
 from blox_inspect.analysis.op_modules import hlo_ops
+from blox_inspect.analysis.op_times import op_times
 from blox_inspect.analysis.profile import _init, _profiler_options, _real_args, _Runner, build_report, real_inputs
 from blox_inspect.analysis.programs import build_program
 from blox_inspect.analysis.summary import summarize_loaded
 from blox_inspect.analysis.trace import abstractify
-from blox_inspect.analysis.trace_events import read_trace
+from blox_inspect.analysis.trace_events import OpEvents, read_trace
 from blox_inspect.load.model_file import LoadedModel, load_model
 from blox_inspect.renderers.profile import render_table
 
@@ -124,6 +127,34 @@ def trace_to_table(n_events: int, seed: int = 0) -> dict[str, float]:
     return {"events": n_events, "mb": size / 1e6, "read": t1 - t0, "attribute": t2 - t1, "render": t3 - t2}
 
 
+def nested_op_times(n_events: int = 1_000_000, threads: int = 8, seed: int = 0) -> float:
+    """Seconds of ``op_times`` over CPU-like nesting: ``threads`` threads of back to back events in which
+    every 11th is a loop around the next 10, given in time order across threads (so they need sorting).
+
+    Run: python -c "from benchmarks.profile_overhead import nested_op_times; print(nested_op_times())"
+    """
+    rng = np.random.default_rng(seed)
+    per = n_events // threads
+    starts, durs = [], []
+    for _ in range(threads):
+        dur = rng.uniform(1.0, 50.0, per).round(3)
+        start = np.cumsum(dur + 0.5) - dur
+        loops = np.arange(0, per - 10, 11)
+        dur[loops] = start[loops + 10] + dur[loops + 10] - start[loops]
+        starts.append(start)
+        durs.append(dur)
+    key = np.repeat(np.arange(threads), per)
+    order = np.argsort(np.concatenate(starts), kind="stable")
+    ops = np.arange(len(key)) % 120
+    events = OpEvents(
+        np.concatenate(starts)[order], np.concatenate(durs)[order], ops[order], key[order],
+        [f"fusion.{i}" for i in range(120)], [(1, t, "jit_step") for t in range(threads)],
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    op_times(events, "jit_step")
+    return time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     quick = "--quick" in argv
@@ -146,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     if "--overhead-only" in argv:
         return
     print("\n(b) trace to table, synthetic traces over the block train step's HLO ops\n")
-    print("| op events | file (gz) | read (gunzip + JSON) | attribute to modules | render table | total |")
+    print("| op events | file (gz) | read (gunzip + decode) | attribute to modules | render table | total |")
     print("|---:|---:|---:|---:|---:|---:|")
     for n in sizes:
         r = trace_to_table(n)

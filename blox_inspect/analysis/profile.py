@@ -28,10 +28,11 @@ import blox as bx
 from blox_inspect.analysis.cost import dominant_dtype
 from blox_inspect.analysis.devices import DTYPE_ALIASES, get_device
 from blox_inspect.analysis.op_modules import HloOp, hlo_module_name, hlo_ops
+from blox_inspect.analysis.op_times import OpStats, op_times
 from blox_inspect.analysis.programs import build_program
 from blox_inspect.analysis.summary import MSG_BAD_CHECKPOINT, summarize_loaded
 from blox_inspect.analysis.trace import Traces, abstractify
-from blox_inspect.analysis.trace_events import OpStats, exclusive_times, find_trace_file, op_events, read_trace
+from blox_inspect.analysis.trace_events import OpEvents, find_trace_file, op_events, read_trace
 from blox_inspect.analysis.train import make_train_step
 from blox_inspect.common.errors import InspectError
 from blox_inspect.load.model_file import LoadedModel
@@ -412,7 +413,7 @@ def build_report(
     *,
     summary: Report,
     text: str,
-    trace: dict[str, Any],
+    trace: OpEvents | dict[str, Any],
     steps: int,
     warmup: int,
     times: list[float],
@@ -425,13 +426,13 @@ def build_report(
 ) -> ProfileReport:
     """The ProfileReport of one profiled run: trace events -> HLO ops -> modules, with the summary's FLOPs.
 
-    Pure data work (no JAX calls): the benchmark runs it on synthetic traces.
+    ``trace`` is what :func:`read_trace` returns, or the trace's JSON already parsed. Pure data work (no JAX
+    calls): the benchmark runs it on synthetic traces.
     """
     paths = frozenset(m.path for m in summary.modules)
     ops = hlo_ops(text, paths)
     hlo_name = hlo_module_name(text)
-    threads, stats = op_events(trace, hlo_name)
-    stats = exclusive_times(threads, stats)
+    stats = op_times(trace if isinstance(trace, OpEvents) else op_events(trace), hlo_name)
     program = "train step" if train else "forward"
     if not stats.events:
         raise InspectError(MSG_NO_EVENTS.format(file=trace_file or "(given)", backend=backend, program=program))

@@ -1,10 +1,16 @@
-"""Reading the JAX profiler's ``*.trace.json.gz``: device op events, their exclusive times, the device's busy time.
+"""Reading the JAX profiler's ``*.trace.json.gz`` into columns of its op events.
 
 The file is Chrome trace-event JSON (what Perfetto and TensorBoard open). Events that ran an HLO op carry
 ``args.hlo_op`` (the instruction name) and ``args.hlo_module``; times are in microseconds. Nothing here
 depends on a backend beyond that: on a GPU or TPU the op events sit in a ``/device:...`` process (kernels,
 one or more per op), on the CPU in the host process (one per thunk, a ``while`` loop enclosing its body's).
-Everything is one pass over the events plus a sort, so the cost grows linearly with the trace (n log n).
+
+A profile can hold a million events, so the file is decoded by msgspec into structs that keep only the
+fields read here (everything else is skipped unparsed), and the op events become numpy columns
+(:class:`OpEvents`); :mod:`blox_inspect.analysis.op_times` works on those. A file the typed decoder
+refuses (an event or its ``args`` not an object, a number msgspec does not read such as ``NaN``, a
+``process_name`` event whose args lack the name) is read again with the standard ``json`` module, and
+gives the same columns.
 """
 
 from __future__ import annotations
@@ -13,13 +19,18 @@ import contextlib
 import gc
 import glob
 import gzip
-import heapq
+import itertools
 import json
+import math
 import os
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
+import numpy as np
 
 from blox_inspect.common.errors import InspectError
 
@@ -29,18 +40,188 @@ MSG_NO_TRACE = (
     "python -c \"import jax; jax.profiler.trace('/tmp/t').__enter__()\"."
 )
 MSG_BAD_TRACE = "{file}: not a readable trace-event file ({error}). Re-run the profile to write a fresh trace."
+MSG_BAD_EVENT = (
+    "{file}: op event {op!r} (args.hlo_op) has {field}={value!r}; expected a finite number of microseconds "
+    "({what}). Re-run the profile to write a fresh trace."
+)
+MSG_BAD_KEY = (
+    "{file}: an op event has pid/tid/args.hlo_module/args.hlo_op {value!r}; expected a string or a number. "
+    "Re-run the profile to write a fresh trace."
+)
 
 
 @dataclass
-class OpStats:
-    """Device op events of one HLO module, summed over every profiled step (seconds)."""
+class OpEvents:
+    """The op events of a trace (``ph: X`` events with an ``args.hlo_op``) as columns, in file order.
 
-    seconds: dict[str, float] = field(default_factory=dict)  # hlo_op -> exclusive time
-    count: dict[str, int] = field(default_factory=dict)  # hlo_op -> events
-    busy: float = 0.0  # the union of every op interval
-    events: int = 0
-    modules_seen: list[str] = field(default_factory=list)  # hlo_module names in the trace
-    matched: bool = True  # False: no event named our module, so every op event was used
+    ``op`` and ``key`` index ``op_names`` and ``keys``, each numbered in order of first appearance.
+    """
+
+    ts: np.ndarray  # float64, start in microseconds
+    dur: np.ndarray  # float64, duration in microseconds (0 where the event has none)
+    op: np.ndarray  # intp -> op_names
+    key: np.ndarray  # intp -> keys
+    op_names: list[Any]  # the hlo_op values (strings in every trace JAX writes)
+    keys: list[tuple[Any, Any, Any]]  # (pid, tid, hlo_module)
+    process: dict[Any, str] = field(default_factory=dict)  # pid -> process_name (the last one given)
+
+
+# --- the typed decoder: only the fields read below; every other field is skipped ----------------------------
+
+
+class _Args(msgspec.Struct, gc=False):
+    hlo_op: Any = None
+    hlo_module: Any = ""
+    name: Any = msgspec.UNSET  # a process_name event's name
+
+
+class _Event(msgspec.Struct, gc=False):
+    ph: Any = None
+    pid: Any = None
+    tid: Any = None
+    ts: float | str | None = None
+    dur: float | str | None = 0.0
+    name: Any = None
+    args: _Args | None = None
+
+
+class _Trace(msgspec.Struct, gc=False):
+    traceEvents: list[_Event]
+
+
+_DECODER = msgspec.json.Decoder(_Trace | list[_Event])  # the object form, or the bare array of events
+
+
+class _Ambiguous(Exception):
+    """The typed decode cannot tell what the json reading would give: read the file with json instead."""
+
+
+def read_trace(path: str) -> OpEvents:
+    """The op events of a trace-event ``.json.gz`` (or plain ``.json``) file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if path.endswith(".gz"):
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:  # EOFError: a truncated .gz
+        raise InspectError(MSG_BAD_TRACE.format(file=path, error=f"{type(e).__name__}: {e}")) from e
+    with _no_gc():
+        try:
+            decoded = _DECODER.decode(data)
+            return _typed_columns(decoded if isinstance(decoded, list) else decoded.traceEvents, path)
+        except (msgspec.DecodeError, msgspec.ValidationError, _Ambiguous):
+            pass
+        try:
+            trace = json.loads(data)
+        except (ValueError, RecursionError) as e:  # ValueError: JSON and UTF-8 errors
+            raise InspectError(MSG_BAD_TRACE.format(file=path, error=f"{type(e).__name__}: {e}")) from e
+        if isinstance(trace, list):  # the array form of the format
+            trace = {"traceEvents": trace}
+        if not isinstance(trace, dict) or not isinstance(trace.get("traceEvents"), list):
+            raise InspectError(MSG_BAD_TRACE.format(file=path, error="no traceEvents list"))
+        return op_events(trace, path)
+
+
+def op_events(trace: dict[str, Any], file: str = "(given)") -> OpEvents:
+    """The op events of a trace already parsed by ``json`` (``{"traceEvents": [...]}``).
+
+    Example:
+        >>> trace = {"traceEvents": [
+        ...     {"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "/device:GPU:0"}},
+        ...     {"ph": "X", "pid": 1, "tid": 2, "ts": 5, "dur": 3, "name": "dot", "args": {"hlo_op": "dot"}}]}
+        >>> e = op_events(trace)
+        >>> e.ts.tolist(), e.dur.tolist(), e.op_names, e.keys, e.process
+        ([5.0], [3.0], ['dot'], [(1, 2, '')], {1: '/device:GPU:0'})
+    """
+    with _no_gc():
+        return _dict_columns(trace["traceEvents"], file)
+
+
+def _typed_columns(events: list[_Event], file: str) -> OpEvents:
+    process: dict[Any, str] = {}
+    for e in [e for e in events if e.name == "process_name"]:
+        if e.args is not None and e.args.hlo_op is None:
+            if e.args.name is msgspec.UNSET:  # json would skip empty args but name a process '' otherwise
+                raise _Ambiguous
+            process[e.pid] = str(e.args.name)
+    ops = [e for e in events if (a := e.args) is not None and a.hlo_op is not None and e.ph == "X"]
+    args = [e.args for e in ops]
+    keys = ((e.pid, e.tid, a.hlo_module) for e, a in zip(ops, args))
+    try:
+        return _columns([e.ts for e in ops], [e.dur for e in ops], [a.hlo_op for a in args], keys, process, file)
+    except TypeError:  # a list or an object as a pid, tid, module or op: the json reading names it
+        raise _Ambiguous from None
+
+
+def _dict_columns(events: list[Any], file: str) -> OpEvents:
+    process: dict[Any, str] = {}
+    ts, dur, ops, keys = [], [], [], []
+    for e in events:
+        args = e.get("args") if isinstance(e, dict) else None
+        if not args or not isinstance(args, dict):
+            continue
+        op = args.get("hlo_op")
+        if op is None:
+            if e.get("name") == "process_name":
+                process[e.get("pid")] = str(args.get("name", ""))
+            continue
+        if e.get("ph") != "X":
+            continue
+        ts.append(e.get("ts"))
+        dur.append(e.get("dur", 0))
+        ops.append(op)
+        keys.append((e.get("pid"), e.get("tid"), args.get("hlo_module", "")))
+    try:
+        return _columns(ts, dur, ops, keys, process, file)
+    except TypeError as e:
+        bad = next(v for v in [*ops, *(x for k in keys for x in k)] if not _hashable(v))
+        raise InspectError(MSG_BAD_KEY.format(file=file, value=bad)) from e
+
+
+def _columns(ts: list, dur: list, ops: list, keys: Iterable[tuple], process: dict[Any, str], file: str) -> OpEvents:
+    """Raises TypeError for a value that cannot be a dict key (a list or an object) among ``ops`` and ``keys``."""
+    op_ids, op_names = _numbered(ops, len(ops))
+    key_ids, key_list = _numbered(keys, len(ops))
+    return OpEvents(
+        _times(ts, "ts", ops, file, "the event's start"),
+        _times(dur, "dur", ops, file, "its duration; leave it out for 0"),
+        op_ids,
+        key_ids,
+        op_names,
+        key_list,
+        process,
+    )
+
+
+def _numbered(values: Iterable, n: int) -> tuple[np.ndarray, list]:
+    """Each value's index in the list of distinct values, in order of first appearance."""
+    index: dict[Any, int] = defaultdict(itertools.count().__next__)  # a new value gets the next number
+    return np.fromiter(map(index.__getitem__, values), np.intp, n), list(index)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _times(values: list, name: str, ops: list, file: str, what: str) -> np.ndarray:
+    try:
+        out = np.array(values, dtype=np.float64)  # numbers, and numbers written as strings
+    except (TypeError, ValueError, OverflowError):
+        out = None
+    if out is not None and np.isfinite(out).all():
+        return out
+    for op, v in zip(ops, values):  # the first bad value, for the message
+        try:
+            number = float(v)
+        except (TypeError, ValueError, OverflowError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise InspectError(MSG_BAD_EVENT.format(file=file, op=op, field=name, value=v, what=what))
+    return np.array([float(v) for v in values], dtype=np.float64)  # strings float() reads and numpy does not
 
 
 def find_trace_file(folder: str, before: set[str] | frozenset[str] = frozenset()) -> str:
@@ -52,24 +233,9 @@ def find_trace_file(folder: str, before: set[str] | frozenset[str] = frozenset()
     return max(found, key=os.path.getmtime)
 
 
-def read_trace(path: str) -> dict[str, Any]:
-    """The trace-event JSON of a ``.json.gz`` (or plain ``.json``) file."""
-    try:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rb") as f, _no_gc():
-            data = json.loads(f.read())  # bytes in one go: text-mode gzip decodes several times slower
-    except (OSError, ValueError) as e:
-        raise InspectError(MSG_BAD_TRACE.format(file=path, error=f"{type(e).__name__}: {e}")) from e
-    if isinstance(data, list):  # the array form of the format
-        data = {"traceEvents": data}
-    if not isinstance(data, dict) or not isinstance(data.get("traceEvents"), list):
-        raise InspectError(MSG_BAD_TRACE.format(file=path, error="no traceEvents list"))
-    return data
-
-
 @contextlib.contextmanager
 def _no_gc() -> Iterator[None]:
-    """Pauses the cycle collector: a million fresh event dicts would trigger it over and over (no cycles here)."""
+    """Pauses the cycle collector: a million fresh event objects would trigger it over and over (no cycles here)."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -77,102 +243,3 @@ def _no_gc() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
-
-
-Threads = dict[Any, list[tuple[float, float, str]]]  # (pid, tid) -> [(start, -duration, hlo_op)], microseconds
-
-
-def op_events(trace: dict[str, Any], hlo_module: str) -> tuple[Threads, OpStats]:
-    """The device op events of ``hlo_module``, per thread, as ``(start, -duration, hlo_op)`` in microseconds.
-
-    Where some op events sit in a ``/device:...`` process (an accelerator's own timeline), only those count:
-    the host's launch annotations of the same ops would count them twice.
-    """
-    with _no_gc():
-        return _op_events(trace, hlo_module)
-
-
-def _op_events(trace: dict[str, Any], hlo_module: str) -> tuple[Threads, OpStats]:
-    process: dict[Any, str] = {}
-    groups: dict[tuple, list[tuple[float, float, str]]] = {}
-    for e in trace["traceEvents"]:  # the hot loop of a profile: a million events take about a second
-        args = e.get("args")
-        if not args:
-            continue
-        op = args.get("hlo_op")
-        if op is None:
-            if e.get("name") == "process_name":
-                process[e.get("pid")] = str(args.get("name", ""))
-            continue
-        if e.get("ph") != "X":
-            continue
-        key = (e.get("pid"), e.get("tid"), args.get("hlo_module", ""))
-        rows = groups.get(key)
-        if rows is None:
-            rows = groups[key] = []
-        rows.append((e["ts"], -e.get("dur", 0), op))
-    device = {pid for pid, name in process.items() if name.startswith("/device:")}
-    if any(pid in device for pid, _, _ in groups):
-        groups = {k: v for k, v in groups.items() if k[0] in device}
-    seen = sorted({str(m) for _, _, m in groups})
-    stats = OpStats(modules_seen=seen)
-    threads: Threads = defaultdict(list)
-    for (pid, tid, module), rows in groups.items():
-        if module == hlo_module or hlo_module not in seen:
-            threads[(pid, tid)].extend(rows)
-    stats.matched = hlo_module in seen  # else: the trace names modules differently; every op event was kept
-    return dict(threads), stats
-
-
-def exclusive_times(threads: Threads, stats: OpStats | None = None) -> OpStats:
-    """Sums each op's exclusive time (its duration less the events nested in it on its thread) and the busy time.
-
-    Input times are microseconds, the sums are seconds.
-
-    Example:
-        >>> threads = {'t': [(0, -10, 'while'), (1, -4, 'dot'), (6, -2, 'add')], 'u': [(20, -1, 'dot')]}
-        >>> s = exclusive_times(threads)
-        >>> sorted((op, round(t * 1e6, 6)) for op, t in s.seconds.items()), round(s.busy * 1e6, 6)  # in us
-        ([('add', 2.0), ('dot', 5.0), ('while', 4.0)], 11.0)
-    """
-    stats = stats or OpStats()
-    seconds: dict[str, float] = defaultdict(float)
-    count: Counter = Counter()
-    outer: list[list[tuple[float, float]]] = []  # per thread, its outermost events (sorted, disjoint)
-    for items in threads.values():
-        items.sort()
-        ends: list[float] = []  # the stack of open events: their ends and ops
-        opens: list[str] = []
-        top: list[tuple[float, float]] = []
-        for start, neg, op in items:
-            end = start - neg
-            while ends and ends[-1] <= start:
-                ends.pop()
-                opens.pop()
-            if ends:  # nested in the innermost open event: not part of that event's own time
-                seconds[opens[-1]] -= min(end, ends[-1]) - start
-            else:
-                top.append((start, end))
-            ends.append(end)
-            opens.append(op)
-            seconds[op] -= neg
-        count.update(op for _, _, op in items)
-        outer.append(top)
-    stats.seconds = {op: max(t, 0.0) * 1e-6 for op, t in seconds.items()}
-    stats.count = dict(count)
-    stats.events = sum(len(items) for items in threads.values())
-    stats.busy = _union(outer) * 1e-6
-    return stats
-
-
-def _union(per_thread: list[list[tuple[float, float]]]) -> float:
-    """Total length covered by the intervals (each thread's are sorted and disjoint; threads may overlap)."""
-    if len(per_thread) == 1:
-        return sum(e - s for s, e in per_thread[0])
-    busy, end = 0.0, float("-inf")
-    for s, e in heapq.merge(*per_thread):
-        if e <= end:
-            continue
-        busy += e - max(s, end)
-        end = e
-    return busy
