@@ -16,9 +16,11 @@ one tensor at a time; :func:`load` reads Params, checked against a model with ``
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import operator
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -26,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _checkpoint_doc as blox_doc
 from . import _safetensors as st
 from ._checkpoint_match import check_matches as check_matches
 from ._checkpoint_match import match_report as match_report
@@ -164,19 +167,22 @@ def _read_header(layout: st.Layout) -> CheckpointHeader:
     tensors: list[TensorInfo] = []
     locks, blox, versions = [], [], []
     metadata = dict(layout.metadata)
+    distinct = len(layout.shards) == 1
     for file, expected in layout.shards.items():
         raw = st.read_file_header(file)
         st.check_shard(raw, expected)
-        infos, locked, user, version = _interpret(raw)
+        infos, locked, user, version, split = _interpret(raw)
         tensors += infos
         locks.append(locked)
         blox.append(version is not None)
         versions.append(version)
+        distinct = distinct and split
         if not layout.is_index:
             metadata = user
-    # Names are unique within a file, so paths almost always are: one set in C says so, and only a
-    # checkpoint that has a repeat pays for the loop that names it.
-    if len({t.path for t in tensors}) != len(tensors):
+    # Names are unique within a file, so paths almost always are: when every path is its name split
+    # by one rule there is nothing to check, else one set in C says so, and only a checkpoint that
+    # has a repeat pays for the loop that names it.
+    if not distinct and len(set(map(_PATH, tensors))) != len(tensors):
         seen: dict[Path, str] = {}
         for t in tensors:
             other = seen.setdefault(t.path, t.name)
@@ -195,79 +201,119 @@ def _read_header(layout: st.Layout) -> CheckpointHeader:
     )
 
 
-def _interpret(raw: st.FileHeader) -> tuple[list[TensorInfo], bool, dict[str, str], int | None]:
-    """TensorInfos of one file, its lock state, user metadata and blox format version (None: foreign)."""
+_PATH = operator.attrgetter("path")
+
+
+def _interpret(raw: st.FileHeader) -> tuple[list[TensorInfo], bool, dict[str, str], int | None, bool]:
+    """TensorInfos of one file, its lock state, user metadata, blox format version (None: foreign), and
+    whether every path is the tensor's name split by one separator (so no two tensors share a path)."""
     meta = raw.metadata
     if BLOX_KEY in meta:
-        version, locked, entries = _blox_v2(raw)
         user = {k: v for k, v in meta.items() if k != BLOX_KEY}
+        typed = blox_doc.typed_entries(meta[BLOX_KEY], FORMAT_VERSION)
+        if typed is not None:  # the usual case, decoded fast; anything else is read and checked below
+            locked, frozen, other = typed
+            infos, split = _blox_v2_infos(raw, frozen, other)
+            return infos, locked, user, FORMAT_VERSION, split
+        version, locked, entries = _blox_v2(raw)
     elif meta.get("format") == "blox":
         version, locked, entries = 1, meta.get("locked") == "true", _blox_v1(raw)
         user = {k: v for k, v in meta.items() if k not in _V1_KEYS}
     else:
-        return _foreign_infos(raw), False, dict(meta), None
-    held = {t[2] for t in raw.tensors}
-    extra = [name for name in entries if name not in held]
-    if extra:
+        infos, split = _foreign_infos(raw)
+        return infos, False, dict(meta), None, split
+    if version < 2:
+        _check_listed(raw, len(entries), sum(map(entries.__contains__, raw.names)), entries)
+        return _blox_v1_infos(raw, entries), locked, user, version, False
+    infos, split = _blox_v2_infos(raw, *blox_doc.sort_entries(entries))
+    return infos, locked, user, version, split
+
+
+def _check_listed(raw: st.FileHeader, listed: int, held: int, *names: Iterable[str]) -> None:
+    """Raises unless every tensor the blox metadata lists (``listed`` names, ``held`` of them in the
+    file) is in the file. Names are unique, so counting says it."""
+    if held != listed:
+        have = set(raw.names)
+        extra = [name for group in names for name in group if name not in have]
         raise st.fail(raw.file, MSG_ONLY_IN_BLOX.format(n=len(extra), name=min(extra)))
-    infos = []
-    append = infos.append
-    new, names, file, start = tuple.__new__, st.NAMES, raw.file, raw.data_start
-    plain = _PLAIN if version >= 2 else None  # format 2 leaves out entries that hold only defaults
-    for lo, hi, name, code, shape in raw.tensors:
-        e = entries.get(name, plain)
-        if e is None:
-            raise st.fail(raw.file, MSG_NOT_IN_BLOX.format(name=name))
-        # The two entries format 2 writes for most tensors (nothing, or only the flag), built in line:
-        # what _blox_info would make of them, without a call and its checks per tensor.
-        if e is _PLAIN:
-            append(
-                new(
-                    TensorInfo,
-                    (name, tuple(name.split("/")), shape, names[code], True, {}, (lo, hi), None, code, file, start),
-                )
-            )
-        elif type(e) is dict and len(e) == 1 and e.get("trainable") is False:
-            append(
-                new(
-                    TensorInfo,
-                    (name, tuple(name.split("/")), shape, names[code], False, {}, (lo, hi), None, code, file, start),
-                )
-            )
-        else:
-            append(_blox_info(raw, e, name, code, shape, lo, hi))
-    return infos, locked, user, version
 
 
-_PLAIN: dict = {}
-
-
-def _foreign_infos(raw: st.FileHeader) -> list[TensorInfo]:
-    """The TensorInfos of a file from another writer: paths split on ``/`` (or else ``.``), all trainable.
-
-    One comprehension that builds each named tuple directly (``tuple.__new__``: TensorInfo's own
-    ``__new__`` is a Python function), as a header may hold 300,000 tensors.
-    """
-    new, names, file, start = tuple.__new__, st.NAMES, raw.file, raw.data_start
-    return [
-        new(
-            TensorInfo,
-            (
-                name,
-                tuple(name.split("/" if "/" in name else ".")),
-                shape,
-                names[code],
-                True,
-                {},
-                (lo, hi),
-                None,
-                code,
-                file,
-                start,
+def _columns(raw: st.FileHeader, paths: list, trainable: Any) -> list[TensorInfo]:
+    """One TensorInfo per tensor of ``raw``, built in C (``map``/``zip``, no Python per tensor): a header
+    may hold 300,000. ``trainable`` is a list, or one flag for all."""
+    n = len(raw.names)
+    flags = itertools.repeat(trainable, n) if type(trainable) is bool else trainable
+    return list(
+        map(
+            tuple.__new__,  # TensorInfo's own __new__ is a Python function
+            itertools.repeat(TensorInfo, n),
+            zip(
+                raw.names,
+                paths,
+                raw.shapes,
+                map(st.NAMES.__getitem__, raw.codes),
+                flags,
+                map(dict.copy, itertools.repeat({}, n)),  # a metadata dict of its own per tensor
+                raw.offsets,
+                itertools.repeat(None, n),
+                raw.codes,
+                itertools.repeat(raw.file, n),
+                itertools.repeat(raw.data_start, n),
             ),
         )
-        for lo, hi, name, code, shape in raw.tensors
-    ]
+    )
+
+
+def _split_all(names: list[str], sep: str) -> list[Path]:
+    return list(map(tuple, map(str.split, names, itertools.repeat(sep, len(names)))))
+
+
+def _blox_v2_infos(raw: st.FileHeader, frozen: set[str], other: dict[str, Any]) -> tuple[list[TensorInfo], bool]:
+    """Format 2 leaves out the entry of a plain trainable tensor whose path is its name split on "/"
+    and writes only ``{"trainable": false}`` for most others (``frozen``): those are columns. Each
+    entry in ``other`` goes through :func:`_blox_info`, in data order, so the first bad one is the one named.
+
+    Also whether every path is the name split on "/"."""
+    names = raw.names
+    trainable = list(map(operator.not_, map(frozen.__contains__, names))) if frozen else True
+    at = list(itertools.compress(range(len(names)), map(other.__contains__, names))) if other else []
+    held = (trainable.count(False) if frozen else 0) + len(at)
+    _check_listed(raw, len(frozen) + len(other), held, frozen, other)
+    infos = _columns(raw, _split_all(names, "/"), trainable)
+    for i in at:
+        name, code, shape, (lo, hi) = names[i], raw.codes[i], raw.shapes[i], raw.offsets[i]
+        e = other[name]
+        if e is None:  # an entry of null: no facts about this tensor at all
+            raise st.fail(raw.file, MSG_NOT_IN_BLOX.format(name=name))
+        infos[i] = _blox_info(raw, e, name, code, shape, lo, hi)
+    return infos, all(e.get("path") is None for e in other.values())  # (all dicts now: _blox_info checked)
+
+
+def _blox_v1_infos(raw: st.FileHeader, entries: dict) -> list[TensorInfo]:
+    """Format 1 described every tensor, each in full."""
+    infos = []
+    for name, code, shape, (lo, hi) in zip(raw.names, raw.codes, raw.shapes, raw.offsets):
+        e = entries.get(name)
+        if e is None:
+            raise st.fail(raw.file, MSG_NOT_IN_BLOX.format(name=name))
+        infos.append(_blox_info(raw, e, name, code, shape, lo, hi))
+    return infos
+
+
+def _foreign_infos(raw: st.FileHeader) -> tuple[list[TensorInfo], bool]:
+    """The TensorInfos of a file from another writer: paths split on ``/`` (or else ``.``), all trainable.
+
+    Also whether one separator split every name (so the paths are as distinct as the names).
+    """
+    names = raw.names
+    n = len(names)
+    # One scan of all names in C finds the usual case, no "/" anywhere; counting per name is the other.
+    slashes = sum(map(str.__contains__, names, itertools.repeat("/", n))) if "/" in "".join(names) else 0
+    if slashes in (0, n):
+        paths = _split_all(names, "/" if slashes else ".")
+    else:
+        paths = [_foreign_path(name) for name in names]
+    return _columns(raw, paths, True), slashes in (0, n)
 
 
 def _foreign_path(name: str) -> Path:

@@ -6,23 +6,35 @@ which has none, and fails, so float8 bytes are read directly at offsets both par
 
 The header is parsed here rather than with ``safe_open``, because blox needs each tensor's
 offsets (the package does not expose them) and messages that say which tensor is wrong and
-how; listing a header's tensors through ``safe_open`` plus one ``get_slice`` each is about as fast
-(1.2x faster for 300,000 tensors, docs/benchmarks.md) and still gives no offsets. The checks are the package's rules (data contiguous, non-overlapping and
-covering the file exactly; string metadata; known dtypes; shapes that fit), so a header
-accepted here is one the package accepts (tests/blox/test_checkpoint_corrupt.py fuzzes that).
+how; listing a header's tensors through ``safe_open`` plus one ``get_slice`` each is slower
+(docs/benchmarks.md) and still gives no offsets. The checks are the package's rules (data
+contiguous, non-overlapping and covering the file exactly; string metadata; known dtypes; shapes
+that fit), so a header accepted here is one the package accepts (tests/blox/test_checkpoint_corrupt.py
+fuzzes that).
+
+Two readers give the same result. The fast one decodes the header with msgspec straight into
+typed entries (exactly dtype, shape and data_offsets: no other keys, no float or bool sizes, a
+known dtype) and checks the layout column by column; whatever it does not accept, for any
+reason, goes to the slow one (``json`` and one check per tensor in turn), which says what is
+wrong. So the messages are the slow reader's, and the fast one only has to be right about
+what it accepts (tests/blox/test_safetensors_fast.py compares the two).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import operator
 import os
 import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import ml_dtypes
+import msgspec
 import numpy as np
 import safetensors
 import safetensors.numpy
@@ -103,13 +115,19 @@ MSG_CHANGED = (
 
 @dataclass(frozen=True)
 class FileHeader:
-    """One validated safetensors file: its metadata and tensors in data order."""
+    """One validated safetensors file: its metadata and its tensors as columns, in data order.
+
+    Entry ``i`` of each column is one tensor; tensors are sorted by their offsets (relative to
+    ``data_start``), then by name (only zero-size tensors can share offsets).
+    """
 
     file: str
     data_start: int
     metadata: dict[str, str]
-    # (start, end, name, dtype code, shape), offsets relative to data_start, sorted by start
-    tensors: list[tuple[int, int, str, str, tuple[int, ...]]]
+    names: list[str]
+    codes: list[str]  # safetensors dtype codes
+    shapes: list[tuple[int, ...]]
+    offsets: list[tuple[int, int]]
 
 
 def fail(file: str, what: str) -> CheckpointError:
@@ -185,6 +203,11 @@ def read_file_header(file: str) -> FileHeader:
         raise fail(file, MSG_OPEN.format(why=e.strerror or e)) from e
     finally:
         os.close(fd)
+    return _fast_header(file, raw, 8 + n, size) or _slow_header(file, raw, 8 + n, size)
+
+
+def _slow_header(file: str, raw: bytes, data_start: int, size: int) -> FileHeader:
+    """``json``, then each check in turn: the first thing wrong is the message."""
     header = _decode(file, raw, MSG_JSON)
     if not isinstance(header, dict):
         raise fail(file, MSG_JSON.format(why="header is not a JSON object"))
@@ -204,7 +227,16 @@ def read_file_header(file: str) -> FileHeader:
                 text.encode("utf-8")
             except UnicodeEncodeError as e:
                 raise fail(file, MSG_NAME.format(name=text)) from e
-    return FileHeader(file, 8 + n, meta, _tensors(file, header, 8 + n, size))
+    rows = _tensors(file, header, data_start, size)
+    return FileHeader(
+        file,
+        data_start,
+        meta,
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [r[4] for r in rows],
+        [(r[0], r[1]) for r in rows],
+    )
 
 
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -262,6 +294,135 @@ def _tensors(file: str, header: dict, data_start: int, size: int) -> list[tuple[
     if pos != data_len:
         raise fail(file, MSG_TRAILING.format(n=data_len - pos))
     return out
+
+
+# --- the fast reader ----------------------------------------------------------------------------
+
+_Code = Literal[tuple(DTYPES)]  # type: ignore[valid-type]
+_Size = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Entry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A tensor's header entry as the fast reader accepts it: these three keys and nothing else.
+
+    Nothing else also means no nesting beyond them, so this reader never accepts a header nested
+    more deeply than ``json`` can read.
+    """
+
+    dtype: _Code
+    shape: tuple[_Size, ...]
+    data_offsets: tuple[int, int]
+
+
+_ENTRIES = msgspec.json.Decoder(dict[str, _Entry])
+_METADATA = msgspec.json.Decoder(dict[str, str])
+_META_FIRST = b'{"__metadata__":'  # how the safetensors package writes it: first, no spaces
+_META_END = b'"},"'  # a string's closing quote, the object's brace, the next key's quote
+_DECODE_ERRORS = (msgspec.MsgspecError, ValueError, RecursionError)
+_GET_DTYPE = operator.attrgetter("dtype")
+_GET_SHAPE = operator.attrgetter("shape")
+_GET_OFFSETS = operator.attrgetter("data_offsets")
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+
+
+def _fast_header(file: str, raw: bytes, data_start: int, size: int) -> FileHeader | None:
+    """The header, if msgspec's typed decode and the column checks accept it; else None (the slow reader's turn)."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")  # msgspec checks the strings it decodes; the slow reader checks every byte
+        except UnicodeDecodeError:
+            return None
+    split = _split_metadata(raw)
+    if split is None:
+        return None
+    meta, body = split
+    try:
+        with gc_paused():
+            entries = _ENTRIES.decode(body)
+    except _DECODE_ERRORS:
+        return None
+    if "__metadata__" in entries:  # a second one, or one not first: the slow reader sorts it out
+        return None
+    columns = _checked_columns(entries, size - data_start)
+    return None if columns is None else FileHeader(file, data_start, meta, *columns)
+
+
+def _split_metadata(raw: bytes) -> tuple[dict[str, str], bytes] | None:
+    """The metadata and the rest of the header as a JSON object of tensor entries.
+
+    Only the layout the safetensors package writes is taken apart: ``{"__metadata__":{...},"name":...``.
+    An object of strings ends at a string's closing quote and a brace, and the next key opens with
+    a quote: the first ``"},"`` whose first quote is not escaped (not after an odd run of
+    backslashes). Whatever is cut there is checked to decode whole as an object of strings, and a
+    JSON value ends where it ends, so a wrong cut could only fail. A header that does not start so
+    has no metadata, or has it elsewhere, and then the tensor decode below sees that key.
+    """
+    if not raw.startswith(_META_FIRST):
+        return {}, raw
+    start = len(_META_FIRST)
+    if raw.startswith(b'{},"', start):
+        return {}, b"{" + memoryview(raw)[start + 3 :]
+    end = raw.find(_META_END, start)
+    while end >= 0 and _escaped(raw, end):
+        end = raw.find(_META_END, end + 1)
+    if end < 0:
+        return None
+    try:
+        meta = _METADATA.decode(memoryview(raw)[start : end + 2])
+    except _DECODE_ERRORS:
+        return None
+    return meta, b"{" + memoryview(raw)[end + 3 :]  # one copy of the rest (a slice first would be two)
+
+
+def _escaped(raw: bytes, i: int) -> bool:
+    """Whether the quote at ``raw[i]`` is escaped: an odd number of backslashes before it."""
+    j = i
+    while j > 0 and raw[j - 1] == 0x5C:
+        j -= 1
+    return (i - j) % 2 == 1
+
+
+def _checked_columns(entries: dict[str, _Entry], data_len: int) -> tuple[list, list, list, list] | None:
+    """Names, codes, shapes and offsets in data order, if the slow reader's checks would all pass.
+
+    The decode already checked each entry's types, its dtype and that no size is negative.
+    What is left, over whole columns: in offset order the tensors follow each other from 0 to
+    the end of the file with no gap or overlap, and each one's bytes are its shape's size. Those
+    imply 0 <= start <= end, and no shape over 2**63 bytes for a tensor with data; a zero-size
+    tensor's nonzero sizes are checked on their own, as the slow reader does.
+    """
+    names = list(entries)
+    n = len(names)
+    if not n:
+        return ([], [], [], []) if data_len == 0 else None
+    codes = list(map(_GET_DTYPE, entries.values()))
+    shapes = list(map(_GET_SHAPE, entries.values()))
+    offsets = list(map(_GET_OFFSETS, entries.values()))
+    if codes.count(codes[0]) == n:  # one dtype
+        need = list(map(operator.mul, map(math.prod, shapes), itertools.repeat(_ITEMSIZE[codes[0]], n)))
+    else:
+        need = list(map(operator.mul, map(math.prod, shapes), map(_ITEMSIZE.__getitem__, codes)))
+    ties = False
+    if 0 in need:
+        for shape, code, size in zip(shapes, codes, need):
+            if not size and math.prod(filter(None, shape)) > _MAX_BYTES // _ITEMSIZE[code]:
+                return None
+        # Zero-size tensors at one offset are ordered by name, which the file order need not be.
+        ties = any(map(operator.eq, offsets, itertools.islice(offsets, 1, None)))
+    # Writers lay tensors out in header order: then each tensor's offsets are the running total of
+    # the sizes before it and that plus its own size, which checks every size and the layout at once.
+    if not ties and sum(need) == data_len:
+        expected = zip(itertools.chain((0,), itertools.accumulate(need)), itertools.accumulate(need))
+        if all(map(operator.eq, offsets, expected)):
+            return names, codes, shapes, offsets
+    starts, ends = list(map(_FIRST, offsets)), list(map(_SECOND, offsets))
+    if need != list(map(operator.sub, ends, starts)):
+        return None
+    rows = sorted(zip(starts, ends, names, range(n)))  # the slow reader's order
+    if rows[0][0] != 0 or rows[-1][1] != data_len or any(a[1] != b[0] for a, b in zip(rows, rows[1:])):
+        return None
+    order = [r[3] for r in rows]
+    return [names[i] for i in order], [codes[i] for i in order], [shapes[i] for i in order], [offsets[i] for i in order]
 
 
 # --- Hugging Face layouts: one file, an index naming shards, or a folder holding either ---------
@@ -341,7 +502,7 @@ def check_shard(header: FileHeader, expected: set[str] | None) -> None:
     """Raises unless a shard holds exactly the tensors its index puts there."""
     if expected is None:
         return
-    held = {t[2] for t in header.tensors}
+    held = set(header.names)
     missing = expected - held
     if missing:
         raise fail(header.file, MSG_SHARD_MISSING.format(name=min(missing), shard=os.path.basename(header.file)))
