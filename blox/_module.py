@@ -169,11 +169,11 @@ def _shape_only_value(init: Callable, key: Any, shape: tuple[int, ...], dtype: A
     """A placeholder shaped like ``init(key, shape, dtype)`` (see :func:`shape_only`)."""
     spec = None if key is None else jax.ShapeDtypeStruct(jnp.shape(key), key.dtype)
     try:
-        aval = _init_aval(init, spec, shape, dtype)
-    except TypeError as e:
-        if "unhashable" not in str(e):
-            raise
+        hash((init, dtype))
+    except TypeError:  # a cache key must be hashable, as _initial_value's static arguments must
         aval = _init_aval.__wrapped__(init, spec, shape, dtype)
+    else:
+        aval = _init_aval(init, spec, shape, dtype)
     return _placeholder_p.bind(aval=aval)
 
 
@@ -370,14 +370,14 @@ class Module:
             raise LockedParamsError(MSG_LOCKED.format(**self._where(), name=name))
         if shape is None or init is None:
             raise ParamError(MSG_MISSING.format(**self._where(), name=name))
-        make = _shape_only_value if _SHAPE_ONLY.get() else _initial_value
+        shape_only = _SHAPE_ONLY.get()
         if rng is not None:
             key, params = rng(params)
-            value = make(init, key, tuple(shape), dtype)
+            value = (_shape_only_value if shape_only else _initial_value)(init, key, tuple(shape), dtype)
         else:
             # Constant initialisers (zeros, ones) need no key; random ones fail on None.
             try:
-                if make is _shape_only_value:
+                if shape_only:
                     value = _shape_only_value(init, None, tuple(shape), dtype)
                 else:
                     value = init(None, tuple(shape), dtype)
