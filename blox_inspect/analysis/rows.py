@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from blox_inspect.analysis.folds import find_folds
 from blox_inspect.common.units import human, human_seconds
-from blox_inspect.report.model import ModuleInfo, Report
+from blox_inspect.report.model import ModuleInfo, ParamInfo, Report
 
 
 @dataclass
@@ -276,12 +276,25 @@ def table_rows(
     return out
 
 
+def checkpoint_rows(report: Report, depth: int | None = None, fold: bool = True) -> list[tuple[Row, list[ParamInfo]]]:
+    """A checkpoint's shown modules, each with its own tensors (none when its children are hidden by ``depth``).
+
+    Shared by the table renderers and the CSV: tensors fold into their module as its child modules do.
+    """
+    by_path = {p.path: p for p in report.params}
+    out = []
+    for row in rows(report, depth, fold):
+        m = row.module
+        shown = depth is None or m.depth + 1 < depth
+        out.append((row, [by_path[path] for path in m.param_paths] if shown else []))
+    return out
+
+
 def _checkpoint_rows(report: Report, depth: int | None, fold: bool, blank_zeros: bool) -> list[TableRow]:
     """A checkpoint's rows: each shown module, then its own tensors one level deeper (when its children show).
 
     A tensor under a folded ×N row stands for its N copies, so its counts are N times one tensor's.
     """
-    by_path = {p.path: p for p in report.params}
     total = report.totals.params
 
     def num(n, fmt):
@@ -296,14 +309,10 @@ def _checkpoint_rows(report: Report, depth: int | None, fold: bool, blank_zeros:
         ]
 
     out = []
-    for row in rows(report, depth, fold):
-        m = row.module
+    for row, tensors in checkpoint_rows(report, depth, fold):
         cells = ["", "", *counts(row.total("params"), row.total("trainable_params"), row.total("param_bytes"))]
         out.append(TableRow(row.level, row.label, row.repeat > 1, cells))
-        if depth is not None and m.depth + 1 >= depth:
-            continue  # its tensors are folded into it, as its child modules are
-        for path in m.param_paths:
-            p = by_path[path]
+        for p in tensors:
             size = p.size * row.scale
             shape = "[" + ", ".join(map(str, p.shape)) + "]"
             cells = [p.dtype, shape, *counts(size, size if p.trainable else 0, p.bytes * row.scale)]

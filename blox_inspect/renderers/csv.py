@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from blox_inspect.analysis.rows import row_seconds, rows
+from blox_inspect.analysis.rows import checkpoint_rows, row_seconds, rows
 from blox_inspect.common.text import visible
 from blox_inspect.report.model import Report
 
@@ -37,14 +37,10 @@ def _checkpoint(report: Report, depth: int | None, fold: bool) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CHECKPOINT_COLUMNS)
-    by_path = {p.path: p for p in report.params}
-    for row in rows(report, depth, fold):
+    for row, tensors in checkpoint_rows(report, depth, fold):
         m = row.module
         w.writerow(["module", visible(m.path), m.depth, "", "", m.params, m.trainable_params, m.param_bytes])
-        if depth is not None and m.depth + 1 >= depth:
-            continue
-        for path in m.param_paths:
-            p = by_path[path]
+        for p in tensors:
             shape = "x".join(map(str, p.shape))
             trainable = p.size if p.trainable else 0
             w.writerow(["tensor", visible(p.path), m.depth + 1, visible(p.dtype), shape, p.size, trainable, p.bytes])
