@@ -5,10 +5,10 @@ Also the module-tree index (parents, children, ancestors, block signatures) the 
 
 from __future__ import annotations
 
-import gc
 import re
 from dataclasses import dataclass
 
+from blox._gc import gc_paused
 from blox._paths import parse_path
 from blox_inspect.report.model import Report
 
@@ -108,13 +108,8 @@ class ModuleIndex:
 
 def find_folds(report: Report, index: ModuleIndex | None = None) -> dict[str, Fold]:
     """See :func:`_find_folds`; the cyclic GC is paused meanwhile (a tuple per module, none in a cycle)."""
-    enabled = gc.isenabled()  # inline, not blox._gc: importing blox would import JAX for --load
-    gc.disable()
-    try:
+    with gc_paused():
         return _find_folds(report, index)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _find_folds(report: Report, index: ModuleIndex | None = None) -> dict[str, Fold]:

@@ -6,10 +6,10 @@ everything here is plain Python, testable without a terminal.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Iterable
 
+from blox._gc import gc_paused
 from blox._paths import parse_path
 from blox_inspect.analysis.folds import Fold, ModuleIndex, find_folds
 from blox_inspect.report.model import CallInfo, ModuleInfo, ParamInfo, Report
@@ -22,13 +22,8 @@ class ReportIndex:
     def __init__(self, report: Report):
         # Only acyclic dicts and lists are built here, but a big report holds enough objects that the
         # cyclic GC's full passes (over JAX's objects too) cost 10× the work itself: pause it meanwhile.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             self._build(report)
-        finally:
-            if was_enabled:
-                gc.enable()
 
     def _build(self, report: Report) -> None:
         self.times: dict[str, float] = {}  # module path -> measured seconds per step, children included (tui --profile)
