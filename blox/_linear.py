@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from ._errors import ShapeError
 from ._graph import Graph
-from ._module import Module, add_lead, matmul
+from ._module import Module, add_lead, matmul, shape_only_result
 from ._params import Params
 from ._paths import path_str
 
@@ -94,10 +94,13 @@ class Linear(Module):
         size = self.output_size if self.output_size is not None else _output_size
         size = x.shape[-1] if size is None else size
         kernel, bias, params = kernel_and_bias(self, params, (x.shape[-1], size))
-        y = matmul(x, kernel, self.precision)
-        if bias is not None:
-            y = add_lead(y, bias)
-        return y, params
+        return shape_only_result(dense, x, kernel, bias, self.precision), params
+
+
+def dense(x: Any, kernel: Any, bias: Any, precision: Any = None) -> Any:
+    """``x @ kernel (+ bias)`` over the last axis of ``x``: a Linear layer's arithmetic."""
+    y = matmul(x, kernel, precision)
+    return y if bias is None else add_lead(y, bias)
 
 
 class Embed(Module):

@@ -122,7 +122,14 @@ def scope_for(path: Path, caller_path: Path | None) -> str:
     return path_str(path)
 
 
-_SHAPE_ONLY: ContextVar[bool] = ContextVar("blox_shape_only", default=False)
+# A JAX user context, not a plain ContextVar: JAX keys its trace caches (jit, make_jaxpr, scan bodies)
+# on it, so a function traced inside shape_only() never hands its placeholders to a trace outside.
+_SHAPE_ONLY_CONTEXT = jax.make_user_context(default_value=False)
+
+
+def in_shape_only() -> bool:
+    """Whether :func:`shape_only` is on here."""
+    return _SHAPE_ONLY_CONTEXT.value
 
 
 @contextlib.contextmanager
@@ -132,15 +139,14 @@ def shape_only() -> Iterator[None]:
     For ``jax.eval_shape`` of an init (what blox-inspect runs), whose values are never computed: a new
     param is a placeholder of its initializer's output shape and dtype (each initializer is traced once
     per signature to learn them, so its errors still surface), and a draw from a seeded ``bx.Rng``
-    returns the seed's shape and dtype without a ``fold_in`` or a counter update. The Params come out
-    with the same paths, shapes, dtypes and flags as a real init's; nothing else about the model
-    changes. A placeholder cannot be computed: lowering or evaluating one raises.
+    returns the seed's shape and dtype without a ``fold_in`` or a counter update. A ``bx.Linear``'s
+    arithmetic is one placeholder of its output's type, too (:func:`shape_only_result`). The Params come
+    out with the same paths, shapes, dtypes and flags as a real init's, and the outputs with the same
+    shapes and dtypes. A placeholder cannot be computed: lowering or evaluating one raises. JAX's trace
+    caches see the mode, so a jitted function traced inside it is traced afresh outside.
     """
-    token = _SHAPE_ONLY.set(True)
-    try:
+    with _SHAPE_ONLY_CONTEXT(True):
         yield
-    finally:
-        _SHAPE_ONLY.reset(token)
 
 
 def _placeholder_abstract(*, aval: Any) -> Any:
@@ -175,6 +181,55 @@ def _shape_only_value(init: Callable, key: Any, shape: tuple[int, ...], dtype: A
     else:
         aval = _init_aval(init, spec, shape, dtype)
     return _placeholder_p.bind(aval=aval)
+
+
+def shape_only_result(fn: Callable, *args: Any) -> Any:
+    """``fn(*args)``; under :func:`shape_only`, one placeholder per output of ``fn`` instead.
+
+    For a layer's arithmetic, of which a shape-only init needs only the output's shape and dtype:
+    ``fn`` is traced once per signature of its arguments (JAX arrays by shape, dtype and weak type;
+    anything else, e.g. ``None`` or a precision, by value) to learn them, so its errors still surface,
+    and then each call stages one operation however many ``fn`` would. ``fn`` must depend on nothing
+    but its arguments (a module-level function, not a closure over changing state). Arguments this
+    cannot key a cache by (unhashable ones, arrays with a sharding) run ``fn`` itself.
+    """
+    if not _SHAPE_ONLY_CONTEXT.value:
+        return fn(*args)
+    key = []
+    for a in args:
+        if isinstance(a, jax.Array):
+            aval = a.aval
+            if not aval.sharding.mesh.empty:
+                return fn(*args)
+            key.append(jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type))
+        else:
+            try:
+                hash(a)
+            except TypeError:
+                return fn(*args)
+            key.append(_Static(type(a), a))
+    avals, treedef = _result_avals(fn, tuple(key))
+    return jax.tree.unflatten(treedef, [_placeholder_p.bind(aval=aval) for aval in avals])
+
+
+@dataclass(frozen=True)
+class _Static:
+    """A non-array argument of :func:`shape_only_result`, in its cache key by type and value (1 is not True)."""
+
+    kind: type
+    value: Any
+
+
+@functools.lru_cache(maxsize=4096)
+def _result_avals(fn: Callable, key: tuple) -> tuple[list[Any], Any]:
+    arrays = [k for k in key if not isinstance(k, _Static)]
+
+    def call(*traced):
+        it = iter(traced)
+        return fn(*(k.value if isinstance(k, _Static) else next(it) for k in key))
+
+    leaves, treedef = jax.tree.flatten(jax.eval_shape(call, *arrays))
+    return [jax.core.ShapedArray(x.shape, x.dtype, weak_type=x.weak_type) for x in leaves], treedef
 
 
 def _bind_observer(observer, module, method_name, caller, proceed):
@@ -370,7 +425,7 @@ class Module:
             raise LockedParamsError(MSG_LOCKED.format(**self._where(), name=name))
         if shape is None or init is None:
             raise ParamError(MSG_MISSING.format(**self._where(), name=name))
-        shape_only = _SHAPE_ONLY.get()
+        shape_only = _SHAPE_ONLY_CONTEXT.value
         if rng is not None:
             key, params = rng(params)
             value = (_shape_only_value if shape_only else _initial_value)(init, key, tuple(shape), dtype)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from ._errors import LockedParamsError, RngError
 from ._graph import Graph
-from ._module import _SHAPE_ONLY, MSG_LOCKED, Module
+from ._module import MSG_LOCKED, Module, in_shape_only
 from ._params import Param, Params
 from ._paths import path_str
 
@@ -67,7 +67,7 @@ class Rng(Module):
         """Returns ``(fold_in(seed, counter), params with counter + 1)``."""
         seed = self._state(params, "seed")
         counter = self._state(params, "counter")
-        if _SHAPE_ONLY.get() and type(self) is Rng:
+        if in_shape_only() and type(self) is Rng:
             return seed.value, params  # a key has its seed's shape and dtype (see bx.shape_only)
         key = jax.random.fold_in(seed.value, counter.value)
         params = params.set(self.param_path("counter"), counter.replace(counter.value + jnp.uint32(1)))

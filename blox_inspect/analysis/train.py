@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 import blox as bx
 from blox_inspect.common.errors import InspectError
 from blox_inspect.load.model_file import LoadedModel
+
+if TYPE_CHECKING:  # optax is imported when a train step is built: a summary never builds one
+    import optax
 
 
 def default_loss(outputs: Any, *inputs: Any) -> jax.Array:
@@ -58,6 +60,8 @@ def make_train_step(
     loss_fn: Callable | None = None,
 ) -> TrainStep:
     """Builds the train step for a loaded model (plain jax: value_and_grad + optax)."""
+    import optax
+
     opt = optimizer or optax.adam(1e-3)
     loss_fn = loss_fn or loaded.file_settings.get("BLOX_LOSS") or default_loss
     kwargs = dict(loaded.kwargs)

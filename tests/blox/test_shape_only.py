@@ -87,3 +87,99 @@ def test_the_mode_ends_with_the_context():
         pass
     params = init(g, model, jnp.ones((2, 5)))[1]  # a real, eager init afterwards
     assert float(jnp.abs(params["net/seq/a/kernel"].value.astype(jnp.float32)).sum()) > 0
+
+
+# --- shape_only_result: a layer's arithmetic as one placeholder --------------------------------
+
+
+def test_a_linear_stages_one_op_for_its_arithmetic():
+    g = bx.Graph("net")
+    rng = bx.Rng(g / "rng")
+    layer = bx.Linear(g / "l", 4, rng)
+
+    def run(x):
+        return layer(rng.seed(bx.Params(), 0), x)
+
+    x = jax.ShapeDtypeStruct((2, 3), jnp.float32)
+    with bx.shape_only():
+        jaxpr = jax.make_jaxpr(run)(x)
+    names = [e.primitive.name for e in jaxpr.eqns]  # seeding the Rng first, then the layer
+    assert names.count("blox_shape_only_param") == 3  # kernel, bias, then x @ kernel + bias
+    assert not {"dot_general", "reshape", "add"} & set(names)
+    assert "dot_general" in {e.primitive.name for e in jax.make_jaxpr(run)(x).eqns}  # the real init computes
+
+
+@pytest.mark.parametrize(
+    ("x", "param_dtype", "use_bias"),
+    [
+        (jax.ShapeDtypeStruct((2, 3), jnp.float32), jnp.float32, True),
+        (jax.ShapeDtypeStruct((2, 7, 3), jnp.bfloat16), jnp.float32, True),  # jnp.matmul promotes
+        (jax.ShapeDtypeStruct((3,), jnp.float32, weak_type=True), jnp.float32, False),
+        (jax.ShapeDtypeStruct((2, 3), jnp.int32), jnp.float16, True),
+    ],
+)
+def test_the_output_type_is_the_real_one(x, param_dtype, use_bias):
+    g = bx.Graph("net")
+    rng = bx.Rng(g / "rng")
+    layer = bx.Linear(g / "l", 5, rng, param_dtype=param_dtype, use_bias=use_bias)
+
+    def run(x):
+        return layer(rng.seed(bx.Params(), 0), x)
+
+    real_y, real_params = jax.eval_shape(run, x)
+    with bx.shape_only():
+        y, params = jax.eval_shape(run, x)
+    assert (y.shape, y.dtype, y.weak_type) == (real_y.shape, real_y.dtype, real_y.weak_type)
+    assert facts(params) == facts(real_params)
+
+
+def test_errors_of_the_arithmetic_surface_and_statics_key_the_cache():
+    def scale(x, factor):
+        if factor == 0:
+            raise ValueError("factor must be nonzero")
+        return x * factor
+
+    x = jax.ShapeDtypeStruct((2,), jnp.float32)
+    with bx.shape_only():
+        with pytest.raises(ValueError, match="nonzero"):
+            jax.eval_shape(lambda x: bx._module.shape_only_result(scale, x, 0), x)
+        # True and 1 are equal but not the same argument: float32 * True stays float32, as * 1 does,
+        # and each is traced for itself.
+        as_int = jax.eval_shape(lambda x: bx._module.shape_only_result(scale, x, 1), x)
+        as_bool = jax.eval_shape(lambda x: bx._module.shape_only_result(scale, x, True), x)
+        as_float = jax.eval_shape(lambda x: bx._module.shape_only_result(scale, x.astype(jnp.int32), 1.5), x)
+    assert as_int.dtype == as_bool.dtype == jnp.float32
+    assert as_float.dtype == jnp.float32  # int32 * 1.5 (weak) is float32, as jnp says
+    assert as_float.dtype == jnp.result_type(jnp.int32, 1.5)
+
+
+def test_unhashable_arguments_run_the_function_itself():
+    calls = []
+
+    def add_all(x, extra):
+        calls.append(1)
+        return x + sum(extra)
+
+    x = jax.ShapeDtypeStruct((2,), jnp.float32)
+    with bx.shape_only():
+        jaxpr = jax.make_jaxpr(lambda x: bx._module.shape_only_result(add_all, x, [1.0, 2.0]))(x)
+    assert calls and "blox_shape_only_param" not in {e.primitive.name for e in jaxpr.eqns}
+
+
+def test_outside_shape_only_it_is_the_function():
+    y = bx._module.shape_only_result(lambda x, k: x * k, jnp.arange(3.0), 2.0)
+    assert y.tolist() == [0.0, 2.0, 4.0]
+
+
+def test_a_jitted_init_traced_inside_is_traced_afresh_outside():
+    # JAX caches traces by function and argument types; the mode is part of that key, so the real
+    # init does not reuse the jaxpr of placeholders traced for eval_shape.
+    g, model = mlp()
+    jitted = jax.jit(lambda x: init(g, model, x))
+    x = jnp.ones((2, 5))
+    with bx.shape_only():
+        shapes = jax.eval_shape(jitted, x)
+    out, params = jitted(x)
+    assert out.shape == shapes[0].shape and facts(params) == facts(shapes[1])
+    assert float(jnp.abs(params["net/seq/b/kernel"].value).sum()) > 0
+    assert "dot_general" in {e.primitive.name for e in jax.make_jaxpr(jitted)(x).eqns[0].params["jaxpr"].eqns}
