@@ -154,6 +154,9 @@ def _is_params(x: Any) -> bool:
 
 def _tag_arrays(tree: Any, site: int, kind: str, trace: int) -> tuple[Any, list[TensorSpec]]:
     """Tags every taggable array leaf (Params are skipped); returns the new tree and every array's spec."""
+    if isinstance(tree, jax.Array):  # the usual output: one array, no tree to flatten and rebuild
+        spec = spec_of(tree)
+        return (tag(tree, site, kind, 0, trace) if _taggable(tree) else tree), [spec]
     leaves, treedef = jax.tree.flatten(tree, is_leaf=_is_params)
     specs: list[TensorSpec] = []
     out = []
@@ -206,7 +209,11 @@ class _Observer:
         return {c.module.scope_name for c in self.calls}
 
     def _tagged(self, call: bx.ModuleCall, proceed, site: int):
-        (args, kwargs), inputs = _tag_arrays((call.args, call.kwargs), site, "in", self.id)
+        if len(call.args) == 1 and not call.kwargs:  # the usual input: one array (or one tree)
+            arg, inputs = _tag_arrays(call.args[0], site, "in", self.id)
+            args, kwargs = (arg,), {}
+        else:
+            (args, kwargs), inputs = _tag_arrays((call.args, call.kwargs), site, "in", self.id)
         record = Call(module=call.module, method=call.method, caller=call.caller, inputs=inputs)
         self.calls.append(record)
         try:
