@@ -111,7 +111,7 @@ def compute_flow(trace: Trace, paths: list[str]) -> tuple[list[Edge], list[Merge
 def _compute_flow(trace: Trace, paths: list[str]) -> tuple[list[Edge], list[MergeInfo]]:
     index = _Index(trace.jaxpr, trace.id)
     scopes = frozenset(paths)
-    merges: dict[tuple, Any] = {}  # (id(eqn), ctx ids) -> provisional merge name, or None: not a merge
+    merges: dict[tuple, Any] = {}  # (id(eqn), *ctx ids) -> provisional merge name, or None: not a merge
     merge_inputs: dict[str, list[tuple[int, list]]] = {}  # provisional name -> [(operand, its sources)]
     merge_facts: dict[str, tuple] = {}  # provisional name -> (scope, program order, primitive, output var)
     top = open_jaxpr(trace.jaxpr)
@@ -131,7 +131,7 @@ def _compute_flow(trace: Trace, paths: list[str]) -> tuple[list[Edge], list[Merg
 
     def merge_at(eqn: Any, k: int, ctx: tuple) -> str | None:
         """The merge endpoint ``eqn`` is, or None when its operands come from fewer than two sources."""
-        key = (id(eqn), tuple(id(e) for e in ctx))
+        key = (id(eqn), *map(id, ctx))
         if key in merges:
             return merges[key]
         merges[key] = None  # while its operands are walked (a cycle through a loop never recurses forever)
@@ -164,7 +164,7 @@ def _compute_flow(trace: Trace, paths: list[str]) -> tuple[list[Edge], list[Merg
             v, ctx = stack.pop()
             if isinstance(v, jcore.Literal):
                 continue
-            key = (id(v), tuple(id(e) for e in ctx))
+            key = (id(v), *map(id, ctx)) if ctx else id(v)  # most walks never leave the top jaxpr
             if key in visited:
                 continue
             visited.add(key)
