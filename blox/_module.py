@@ -167,13 +167,25 @@ _placeholder_p.def_impl(_placeholder_impl)
 
 @functools.lru_cache(maxsize=4096)
 def _init_aval(init: Callable, key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    out = jax.eval_shape(lambda k: init(k, shape, dtype), key)
+    spec = None if key is None else _spec(key)
+    out = jax.eval_shape(lambda k: init(k, shape, dtype), spec)
     return jax.core.ShapedArray(out.shape, out.dtype, weak_type=out.weak_type)
+
+
+def _spec(aval: Any) -> jax.ShapeDtypeStruct:
+    """A ShapeDtypeStruct of an aval's type, built on a cache miss only (it checks its arguments: slow)."""
+    return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type)
+
+
+def _type_of(x: Any) -> Any:
+    """A cache key for an array's type: its aval (hashable, cheap) or, for other arrays, a ShapeDtypeStruct."""
+    aval = getattr(x, "aval", None)
+    return aval if isinstance(aval, jax.core.ShapedArray) else jax.ShapeDtypeStruct(jnp.shape(x), x.dtype)
 
 
 def _shape_only_value(init: Callable, key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """A placeholder shaped like ``init(key, shape, dtype)`` (see :func:`shape_only`)."""
-    spec = None if key is None else jax.ShapeDtypeStruct(jnp.shape(key), key.dtype)
+    spec = None if key is None else _type_of(key)
     try:
         hash((init, dtype))
     except TypeError:  # a cache key must be hashable, as _initial_value's static arguments must
@@ -201,7 +213,7 @@ def shape_only_result(fn: Callable, *args: Any) -> Any:
             aval = a.aval
             if not aval.sharding.mesh.empty:
                 return fn(*args)
-            key.append(jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type))
+            key.append(aval)
         else:
             try:
                 hash(a)
@@ -222,7 +234,7 @@ class _Static:
 
 @functools.lru_cache(maxsize=4096)
 def _result_avals(fn: Callable, key: tuple) -> tuple[list[Any], Any]:
-    arrays = [k for k in key if not isinstance(k, _Static)]
+    arrays = [_spec(k) for k in key if not isinstance(k, _Static)]
 
     def call(*traced):
         it = iter(traced)

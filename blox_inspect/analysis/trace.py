@@ -230,10 +230,15 @@ class _Observer:
 
 
 def abstractify(tree: Any) -> Any:
-    """Every array leaf -> ``jax.ShapeDtypeStruct`` (Params keep their structure; weak types are kept)."""
-    return jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, weak_type=bool(getattr(x, "weak_type", False))), tree
-    )
+    """Every array leaf -> ``jax.ShapeDtypeStruct`` without a sharding (Params keep their structure; weak
+    types are kept). Leaves that already are one (what ``jax.eval_shape`` returns) are kept as they are."""
+    return jax.tree.map(_abstract, tree)
+
+
+def _abstract(x: Any) -> jax.ShapeDtypeStruct:
+    if type(x) is jax.ShapeDtypeStruct and x.sharding is None:
+        return x  # immutable: sharing it is safe, and building one per param is slow
+    return jax.ShapeDtypeStruct(np.shape(x), x.dtype, weak_type=bool(getattr(x, "weak_type", False)))
 
 
 class _FailureWatch:
