@@ -6,7 +6,8 @@ once per size; the sub-second rows are the best of 3, so a cyclic-GC pass does n
 * ``Params.set``: N new params inserted one at a time, the way lazy init builds Params, then the first
   flatten, which pays the one sort of the paths.
 * model init: a ``bx.Sequential`` of N tiny ``bx.Linear(1)`` children (2N params plus an Rng), built
-  (graph and modules), then initialised abstractly (``jax.eval_shape``) and eagerly.
+  (graph and modules), then initialised abstractly (``jax.eval_shape``, plain and inside
+  ``bx.shape_only()``) and eagerly.
 * ``Graph.child``: N children added under one node.
 * pytree: flatten and unflatten of a list of 10k ``Param`` and of ``Params`` holding 10k (``--only-pytree``
   runs just these: the per-call cost every jitted step pays on its way in and out).
@@ -76,14 +77,23 @@ def build(n: int):
     return rng, model
 
 
-def init(rng, model, abstract: bool) -> float:
+def init(rng, model, how: str) -> tuple[float, float]:
+    """``how``: ``"abstract"`` (``jax.eval_shape``), ``"shape_only"`` (that, inside ``bx.shape_only()``, as
+    blox-inspect runs it) or ``"eager"``."""
     x = jnp.ones((1, 1))
 
     def go(x):
         return model(rng.seed(bx.Params(), 0), x)[1]
 
-    if abstract:
+    if how == "abstract":
         return _seconds(lambda: jax.tree.leaves(jax.eval_shape(go, x)))
+    if how == "shape_only":
+
+        def shapes():
+            with bx.shape_only():
+                return jax.tree.leaves(jax.eval_shape(go, x))
+
+        return _seconds(shapes)
     return _seconds(lambda: jax.tree.leaves(go(x)))
 
 
@@ -163,17 +173,19 @@ def main(argv: list[str] | None = None) -> None:
     print(_row("`Params.set` x N, GC paused", {n: t[0] for n, t in timed.items()}), flush=True)
     print(_row("first `jax.tree.leaves`, GC paused", {n: t[1] for n, t in timed.items()}), flush=True)
     print(_row("`Graph.child` x N, GC paused", kids), flush=True)
-    built, abstract, concrete = {}, {}, {}
+    built, abstract, shapes, concrete = {}, {}, {}, {}
     for n in sizes:
         with _Clock() as c:
             rng, model = build(n)
         built[n] = (c.cpu, c.wall)
-        abstract[n] = init(rng, model, abstract=True)
+        abstract[n] = init(rng, model, "abstract")
+        shapes[n] = init(rng, model, "shape_only")
         if eager:
-            concrete[n] = init(rng, model, abstract=False)
+            concrete[n] = init(rng, model, "eager")
         print(f"  (N={n:,} done)", file=sys.stderr, flush=True)
     print(_row("build N Linear modules (graph + constructors)", built), flush=True)
     print(_row("init, abstract (`jax.eval_shape`)", abstract), flush=True)
+    print(_row("init, abstract inside `bx.shape_only()` (what blox-inspect runs)", shapes), flush=True)
     if eager:
         print(_row("init, eager", concrete), flush=True)
     _print_pytree()
