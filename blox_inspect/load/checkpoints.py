@@ -199,7 +199,8 @@ def _report(reader: CheckpointReader) -> Report:
             owner.trainable_params_own += p.size
             totals.trainable_params += p.size
     totals.non_trainable_params = totals.params - totals.trainable_params
-    for m in sorted(modules.values(), key=lambda m: -m.depth):
+    # A module is made after its parent (_ModuleTree), so in reverse every child comes before its parent.
+    for m in reversed(modules.values()):
         m.params += m.params_own
         m.param_bytes += m.param_bytes_own
         m.trainable_params += m.trainable_params_own
