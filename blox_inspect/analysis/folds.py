@@ -5,6 +5,7 @@ Also the module-tree index (parents, children, ancestors, block signatures) the 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -33,26 +34,40 @@ class ModuleIndex:
     def __init__(self, report: Report):
         self.report = report
         self.by_path = {m.path: m for m in report.modules}
-        self.by_tuple = {tuple(m.path_tuple): m.path for m in report.modules}
         self.parent = {m.path: (m.parent if m.parent in self.by_path else None) for m in report.modules}
         self.children: dict[str | None, list[str]] = {}
         for m in report.modules:
-            listed = [c for c in m.children if c in self.by_path]
-            self.children[m.path] = listed
-        roots = [m.path for m in report.modules if self.parent[m.path] is None]
-        self.children[None] = roots
-        # Children a module lists must also point back at it; trust the listing order, then add stragglers
-        # (membership by set: a parent of 10,000 children must not make this quadratic).
-        listed_sets = {p: set(c) for p, c in self.children.items() if p is not None}
-        for path, parent in self.parent.items():
-            if parent is not None and path not in listed_sets[parent]:
-                self.children[parent].append(path)
-                listed_sets[parent].add(path)
+            # Most modules are leaves (a checkpoint: one per tensor); skip building a filter for them.
+            self.children[m.path] = [c for c in m.children if c in self.by_path] if m.children else []
+        self.children[None] = [m.path for m in report.modules if self.parent[m.path] is None]
+        self._add_stragglers()
         self._ancestors: dict[str, list[str]] = {}
         self._interned: dict[tuple, int] = {}  # a distinct block signature -> its number
         self.param_shapes: dict[str, list[tuple[str, tuple[int, ...], str]]] = {}
         for p in report.params:
             self.param_shapes.setdefault(p.module, []).append((p.name, tuple(p.shape), p.dtype))
+
+    def _add_stragglers(self) -> None:
+        """Children a module lists must also point back at it; trust the listing order, then add stragglers.
+
+        Membership by set, so a parent of 10,000 children does not make this quadratic; a set only for the
+        parents someone names (a checkpoint's 300,000 leaves need none).
+        """
+        listed_sets: dict[str, set[str]] = {}
+        for path, parent in self.parent.items():
+            if parent is None:
+                continue
+            listed = listed_sets.get(parent)
+            if listed is None:
+                listed = listed_sets[parent] = set(self.children[parent])
+            if path not in listed:
+                self.children[parent].append(path)
+                listed.add(path)
+
+    @functools.cached_property
+    def by_tuple(self) -> dict[tuple[str, ...], str]:
+        """Module path by path tuple; made on first use (only edges and the diagram ask)."""
+        return {tuple(m.path_tuple): m.path for m in self.report.modules}
 
     def ancestors(self, path: str) -> list[str]:
         """``path`` and its module ancestors, outermost first (do not modify the list)."""
@@ -90,11 +105,12 @@ class ModuleIndex:
         m = self.by_path[path]
         kids = self.children.get(path)
         base = len(m.path_tuple)
+        shapes = self.param_shapes.get(path)
         key = (
             m.type,
             # A config value may name the module itself (its graph node); that differs between copies.
             tuple(sorted((k, v.replace(m.path, "<self>")) for k, v in m.config.items())) if m.config else (),
-            tuple(sorted(self.param_shapes[path])) if path in self.param_shapes else (),
+            tuple(sorted(shapes)) if shapes else (),
             # Called alike: blocks that see different shapes (or are shared) are not one block ×N.
             tuple((c.method, tuple(map(str, c.inputs)), tuple(map(str, c.outputs))) for c in m.call_info)
             if m.call_info
@@ -123,15 +139,17 @@ def _find_folds(report: Report, index: ModuleIndex | None = None) -> dict[str, F
     memo: dict[str, object] = {}
     folds: dict[str, Fold] = {}
     feeds: set[tuple[str, str]] | None = None
+    prefix_of: dict[str, str | None] = {}  # by name: a checkpoint repeats sub0..sub9 under 30,000 blocks
     for parent, kids in index.children.items():
+        prefixes = [_numbered(index, kid, prefix_of) for kid in kids]
         i = 0
         while i < len(kids):
-            prefix = _numbered(index, kids[i])
+            prefix = prefixes[i]
             j = i + 1
             while (
                 prefix is not None
                 and j < len(kids)
-                and _numbered(index, kids[j]) == prefix
+                and prefixes[j] == prefix
                 and index.signature(kids[j], memo) == index.signature(kids[i], memo)
             ):
                 j += 1
@@ -172,13 +190,19 @@ def _sibling_flow(report: Report, index: ModuleIndex) -> set[tuple[str, str]]:
     return pairs
 
 
-def _numbered(index: ModuleIndex, path: str) -> str | None:
-    """The name's prefix before a trailing number (``'block'`` for ``block3``, ``''`` for ``3``), or None."""
+def _numbered(index: ModuleIndex, path: str, known: dict[str, str | None]) -> str | None:
+    """The name's prefix before a trailing number (``'block'`` for ``block3``, ``''`` for ``3``), or None.
+
+    ``known`` remembers the answer per name: the regex is the dearest step, and names repeat.
+    """
     names = index.by_path[path].path_tuple
     if not names:  # a checkpoint's unnamed root
         return None
-    found = _NUMBERED.fullmatch(names[-1])
-    return found.group(1) if found else None
+    name = names[-1]
+    if name not in known:
+        found = _NUMBERED.fullmatch(name)
+        known[name] = found.group(1) if found else None
+    return known[name]
 
 
 def _fold_label(index: ModuleIndex, parent: str | None, run: list[str]) -> str:

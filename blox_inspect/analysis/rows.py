@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blox_inspect.analysis.folds import find_folds
+from blox_inspect.analysis.folds import Fold, find_folds
 from blox_inspect.common.units import human, human_seconds
 from blox_inspect.report.model import ModuleInfo, ParamInfo, Report
 
@@ -49,17 +49,28 @@ def relative_name(m: ModuleInfo) -> str:
 
 def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Row]:
     """The rows to show, in tree order; ``depth=N`` shows N levels of modules (top level = 1)."""
-    by_path = {m.path: m for m in report.modules}
     # The one fold rule, shared with the diagram and the browser (analysis.folds).
-    folds = find_folds(report) if fold else {}
-    out: list[Row] = []
-    tops = [m for m in report.modules if m.parent is None]
+    walk = _RowWalk(report, find_folds(report) if fold else {}, depth)
+    walk.visit([m for m in report.modules if m.parent is None], 0, 1, None, [])
+    return walk.out
 
-    def visit(siblings: list[ModuleInfo], level: int, scale: int, head: str | None, bases: list[str]) -> None:
+
+class _RowWalk:
+    """The walk behind :func:`rows`. A class rather than a recursive closure: a nested function that calls
+    itself holds its own cell, a reference cycle that would keep every module alive until a full collection
+    (for a 300,000-tensor checkpoint, a second of collecting at exit)."""
+
+    def __init__(self, report: Report, folds: dict[str, Fold], depth: int | None):
+        self.by_path = {m.path: m for m in report.modules}
+        self.folds = folds
+        self.depth = depth
+        self.out: list[Row] = []
+
+    def visit(self, siblings: list[ModuleInfo], level: int, scale: int, head: str | None, bases: list[str]) -> None:
         i = 0
         while i < len(siblings):
             m = siblings[i]
-            found = folds.get(m.path)
+            found = self.folds.get(m.path)
             run = 1
             if found is not None and found.rep == m.path:
                 run = len(found.members)
@@ -67,13 +78,10 @@ def rows(report: Report, depth: int | None = None, fold: bool = True) -> list[Ro
             # Inside a folded parent, the same relative paths in every block the parent stands for.
             members = paths if head is None else [b + p[len(head) :] for b in bases for p in paths]
             last = relative_name(siblings[i + run - 1]) if run > 1 else None
-            out.append(Row(m, level, run, last, scale * run, members))
-            if depth is None or m.depth + 1 < depth:
-                visit([by_path[c] for c in m.children], level + 1, scale * run, m.path, members)
+            self.out.append(Row(m, level, run, last, scale * run, members))
+            if self.depth is None or m.depth + 1 < self.depth:
+                self.visit([self.by_path[c] for c in m.children], level + 1, scale * run, m.path, members)
             i += run
-
-    visit(tops, 0, 1, None, [])
-    return out
 
 
 FOLD_NOTE = "rows of a folded run (×N) show the totals of all N blocks"

@@ -126,44 +126,58 @@ def report_from_checkpoint(reader: CheckpointReader) -> Report:
         return _report(reader)
 
 
-def _report(reader: CheckpointReader) -> Report:
-    firsts = {t.path[0] for t in reader.tensors.values()}
-    single_root = len(firsts) == 1 and all(len(t.path) > 1 for t in reader.tensors.values())
-    root_tuple: tuple[str, ...] = (next(iter(firsts)),) if single_root else ()
-    root = path_str(root_tuple)
-    modules: dict[str, ModuleInfo] = {}
-    by_tuple: dict[tuple[str, ...], ModuleInfo] = {}  # the same modules by path tuple: no path_str per lookup
+class _ModuleTree:
+    """The modules a checkpoint's path keys imply, each made (parents first) when a tensor first needs it.
 
-    def ensure(tup: tuple[str, ...]) -> ModuleInfo:
-        m = by_tuple.get(tup)
-        if m is not None:
-            return m
+    A class rather than a recursive closure: a nested function that calls itself holds its own cell, a
+    reference cycle that would keep every module (and the whole header) alive until a full collection.
+    """
+
+    def __init__(self, root_tuple: tuple[str, ...], root_name: str):
+        self.root_tuple = root_tuple
+        self.root_name = root_name
+        self.modules: dict[str, ModuleInfo] = {}
+        self.by_tuple: dict[tuple[str, ...], ModuleInfo] = {}  # the same modules by path tuple: no path_str per lookup
+
+    def get(self, tup: tuple[str, ...]) -> ModuleInfo:
+        """The module at ``tup``, made with its missing ancestors on first use."""
+        m = self.by_tuple.get(tup)
+        return self._add(tup) if m is None else m
+
+    def _add(self, tup: tuple[str, ...]) -> ModuleInfo:
         key = path_str(tup)
-        m = modules.get(key)
+        m = self.modules.get(key)
         if m is not None:  # two tuples spelled alike cannot happen (path_str is one to one); kept safe
-            by_tuple[tup] = m
+            self.by_tuple[tup] = m
             return m
-        parent = None if tup == root_tuple else ensure(tup[:-1])
+        parent = None if tup == self.root_tuple else self.get(tup[:-1])
         m = ModuleInfo(
             path=key,
             path_tuple=list(tup),
-            name=tup[-1] if tup else os.path.basename(reader.file),
+            name=tup[-1] if tup else self.root_name,
             type="",
             config={},
-            depth=len(tup) - len(root_tuple),
+            depth=len(tup) - len(self.root_tuple),
             parent=parent.path if parent else None,
             children=[],
             calls=0,
             call_info=[],
             shared=False,
         )
-        modules[key] = m
-        by_tuple[tup] = m
+        self.modules[key] = m
+        self.by_tuple[tup] = m
         if parent is not None:
             parent.children.append(key)
         return m
 
-    ensure(root_tuple)
+
+def _report(reader: CheckpointReader) -> Report:
+    firsts = {t.path[0] for t in reader.tensors.values()}
+    single_root = len(firsts) == 1 and all(len(t.path) > 1 for t in reader.tensors.values())
+    root_tuple: tuple[str, ...] = (next(iter(firsts)),) if single_root else ()
+    tree = _ModuleTree(root_tuple, os.path.basename(reader.file))
+    root = tree.get(root_tuple).path
+    modules = tree.modules
     params = []
     totals = Totals()
     by_dtype, bytes_by_dtype = totals.params_by_dtype, totals.bytes_by_dtype
@@ -171,7 +185,7 @@ def _report(reader: CheckpointReader) -> Report:
     for k, t in reader.tensors.items():
         if t.path[:-1] != owner_tuple:  # tensors of one module usually come together
             owner_tuple = t.path[:-1]
-            owner = ensure(owner_tuple)
+            owner = tree.get(owner_tuple)
         p = _param_info(k, t, owner.path)
         params.append(p)
         owner.param_paths.append(p.path)
@@ -185,7 +199,8 @@ def _report(reader: CheckpointReader) -> Report:
             owner.trainable_params_own += p.size
             totals.trainable_params += p.size
     totals.non_trainable_params = totals.params - totals.trainable_params
-    for m in sorted(modules.values(), key=lambda m: -m.depth):
+    # A module is made after its parent (_ModuleTree), so in reverse every child comes before its parent.
+    for m in reversed(modules.values()):
         m.params += m.params_own
         m.param_bytes += m.param_bytes_own
         m.trainable_params += m.trainable_params_own
